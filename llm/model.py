@@ -1,0 +1,217 @@
+"""Llama-style decoder: RMSNorm, rotary position embeddings, SwiGLU, grouped-query attention.
+
+The model knows nothing about tokenizers, checkpoints or sampling. Attention takes
+explicit `positions` and an optional KV cache object (see `KVCacheLike`), so the
+inference engine can plug in any cache (static, paged) without touching this file.
+
+Tensor letters used in shape comments:
+    B batch, T query length, S key length, V vocab, D model width,
+    H query heads, K key/value heads, E head dim, F feed-forward width
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llm.config import ModelConfig
+
+__all__ = ["GPT", "KVCacheLike", "RMSNorm", "precompute_rope", "apply_rope"]
+
+
+class KVCacheLike(Protocol):
+    """What attention needs from a KV cache.
+
+    `update` stores this step's keys/values for `layer` at `positions` and returns the keys
+    and values to attend over plus a boolean attention mask (True = may attend) broadcastable
+    to (B, H, T, S), or None when plain causal attention over the returned keys is right.
+    """
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # NOTE: normalise in float32 even under bf16 autocast; the mean of squares underflows otherwise.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return xf.type_as(x) * self.weight
+
+
+def precompute_rope(head_dim: int, max_len: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables of shape (max_len, E/2); RoFormer (Su et al. 2021) eq. 34."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))  # (E/2,)
+    t = torch.arange(max_len, dtype=torch.float64)
+    freqs = torch.outer(t, inv_freq)  # (max_len, E/2)
+    return freqs.cos().float(), freqs.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, style: str) -> torch.Tensor:
+    """Rotate x (B, H, T, E) by position; cos/sin are (B or 1, 1, T, E/2)."""
+    if style == "interleaved":
+        x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, H, T, E/2) each
+        y1 = x1 * cos - x2 * sin
+        y2 = x1 * sin + x2 * cos
+        return torch.stack((y1, y2), dim=-1).flatten(-2).type_as(x)  # (B, H, T, E)
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.layer = layer
+        self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
+        self.rope_style = cfg.rope_style
+        self.wq = nn.Linear(cfg.d_model, cfg.n_heads * cfg.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.d_model, cfg.kv_heads * cfg.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.d_model, cfg.kv_heads * cfg.head_dim, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.d_model, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        positions: torch.Tensor,
+        kv_cache: KVCacheLike | None,
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, E)
+        k = self.wk(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, K, T, E)
+        v = self.wv(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, K, T, E)
+        q = apply_rope(q, cos, sin, self.rope_style)
+        k = apply_rope(k, cos, sin, self.rope_style)
+        mask = None
+        if kv_cache is not None:
+            k, v, mask = kv_cache.update(self.layer, k, v, positions)  # (B, K, S, E) each
+        if self.n_kv != self.n_heads:
+            rep = self.n_heads // self.n_kv
+            k = k.repeat_interleave(rep, dim=1)  # (B, H, S, E)
+            v = v.repeat_interleave(rep, dim=1)
+        if mask is None:
+            # Plain causal attention; with a cache that returned only past+current keys the
+            # queries are the last T positions, so the causal mask must be bottom-right aligned.
+            S = k.shape[2]
+            if S == T:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+            else:
+                causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, E)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H*E)
+        return self.wo(y)
+
+
+class FeedForward(nn.Module):
+    """SwiGLU (Shazeer 2020, "GLU Variants Improve Transformer")."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.w_gate = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
+        self.w_up = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
+        self.w_down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))  # (B, T, D) via (B, T, F)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg, layer)
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.ffn = FeedForward(cfg)
+
+    def forward(self, x, cos, sin, positions, kv_cache):
+        x = x + self.attn(self.attn_norm(x), cos, sin, positions, kv_cache)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.tok_emb.weight
+        cos, sin = precompute_rope(cfg.head_dim, cfg.max_seq_len, cfg.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (max_len, E/2)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 style init: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layers)."""
+        std = 0.02
+        for name, p in self.named_parameters():
+            if p.dim() == 1:
+                nn.init.ones_(p)
+            elif name.endswith(("wo.weight", "w_down.weight")):
+                nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.config.n_layers))
+            else:
+                nn.init.normal_(p, 0.0, std)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        loss_mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        kv_cache: KVCacheLike | None = None,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V) and, when `targets` is given, the mean cross-entropy.
+
+        `targets` uses -1 for positions to ignore; `loss_mask` (B, T) of 0/1 further restricts
+        the loss (e.g. assistant tokens only in SFT). `positions` (B, T) or (T,) defaults to
+        0..T-1. `last_only` computes logits for the last position only (decode/prefill).
+        """
+        B, T = idx.shape
+        if positions is None:
+            positions = torch.arange(T, device=idx.device)
+        if int(positions.max()) >= self.config.max_seq_len:
+            raise ValueError(
+                f"position {int(positions.max())} exceeds max_seq_len {self.config.max_seq_len}"
+            )
+        pos2d = positions if positions.dim() == 2 else positions.unsqueeze(0)  # (B or 1, T)
+        cos = self.rope_cos[pos2d].unsqueeze(1)  # (B or 1, 1, T, E/2)
+        sin = self.rope_sin[pos2d].unsqueeze(1)
+        x = self.tok_emb(idx)  # (B, T, D)
+        for block in self.blocks:
+            x = block(x, cos, sin, positions, kv_cache)
+        x = self.norm(x)
+        if last_only and targets is None:
+            x = x[:, -1:, :]  # (B, 1, D)
+        logits = self.lm_head(x)  # (B, T, V)
+        if targets is None:
+            return logits, None
+        return logits, self.loss(logits, targets, loss_mask)
+
+    @staticmethod
+    def loss(logits: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy over targets != -1 (and loss_mask == 1 when given)."""
+        if loss_mask is not None:
+            targets = targets.masked_fill(loss_mask == 0, -1)
+        return F.cross_entropy(
+            logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1
+        )
