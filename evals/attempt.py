@@ -1,0 +1,187 @@
+"""One attempt: a task, one model version, one agent version, one epoch.
+
+Order of events (the checks' baselines are taken before the agent can touch anything,
+and the hidden files appear only after it has finished):
+
+1. a fresh sandbox: workspace files placed, setup command run;
+2. each check's `prepare` (snapshots for `unchanged` / `outside_untouched`);
+3. the tool registry: the task's built-ins, its mock tools, its injected faults;
+4. the agent runs under the task's limits, writing its trajectory JSONL as it goes;
+5. hidden files copied in; every check evaluated; the sandbox deleted.
+
+The agent runs on its own event loop in a daemon thread (`run_isolated`), so a crash or a
+hang stays inside the attempt. Outcomes: `passed` / `failed` by the checks; `error` when
+the agent crashed, reported an internal error, or hung past its wall time plus a grace
+period (checks still run and are kept, but the attempt fails); `HarnessError` raised for what is not the agent's fault (an
+unreachable model, a failed setup, a server that refuses the credentials) — the runner
+retries it and records it as `harness_error`, never as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from iclaw.agent import Agent, Limits
+from iclaw.errors import IclawError, ModelUnreachable
+from iclaw.tools import Permissions, ToolRegistry, add_mock_tools, builtin_registry, inject_faults
+
+from evals.checks import CheckContext, CheckResult
+from evals.errors import HarnessError
+from evals.sandbox import Sandbox
+from evals.store import ResultRecord
+from evals.task import Task
+from evals.versions import AgentVersion, ModelVersion
+
+__all__ = ["Attempt", "run_attempt", "run_isolated", "AgentHung", "HANG_GRACE_S"]
+
+T = TypeVar("T")
+
+HANG_GRACE_S = 30.0
+"""Extra time past a task's wall_time_s before the harness declares the agent hung."""
+
+
+class AgentHung(Exception):
+    """The agent did not return within its wall time plus the grace period."""
+
+
+async def run_isolated(make: Callable[[], Awaitable[T]], deadline_s: float, name: str = "agent") -> T:
+    """Await `make()` on a fresh event loop in a daemon thread; AgentHung after `deadline_s`.
+
+    NOTE: cancellation in asyncio is cooperative — an agent stuck in a blocking call, or
+    one that shields or swallows cancellation, would hold an in-loop timeout hostage and
+    with it the whole suite. On its own loop it can only block itself: at the deadline
+    the harness asks that loop to cancel the run and stops waiting; a thread that still
+    does not finish is abandoned (daemon, so it never keeps the process alive).
+    """
+    outer = asyncio.get_running_loop()
+    done: asyncio.Future[T] = outer.create_future()
+    inner: dict[str, Any] = {}
+
+    def deliver(setter: Callable[[Any], None], value: Any) -> None:
+        if not done.done():
+            setter(value)
+
+    def report(setter: Callable[[Any], None], value: Any) -> None:
+        try:
+            outer.call_soon_threadsafe(deliver, setter, value)
+        except RuntimeError:
+            pass  # the harness loop is already closed: nobody is waiting any more
+
+    async def main() -> T:
+        inner["loop"], inner["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await make()
+
+    def target() -> None:
+        try:
+            value = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the harness loop
+            report(done.set_exception, exc)
+        else:
+            report(done.set_result, value)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    try:
+        return await asyncio.wait_for(asyncio.shield(done), deadline_s)
+    except TimeoutError:
+        if "loop" in inner:
+            try:
+                inner["loop"].call_soon_threadsafe(inner["task"].cancel)
+            except RuntimeError:
+                pass  # its loop finished in the meantime
+        raise AgentHung() from None
+
+
+@dataclass
+class Attempt:
+    run_id: str
+    task: Task
+    model: ModelVersion
+    agent: AgentVersion
+    epoch: int
+    trajectory_path: Path
+
+
+def _registry(task: Task, attempt: Attempt, workspace: Path) -> ToolRegistry:
+    prof = attempt.agent.profile.permissions
+    # Nobody can answer an approval prompt during an eval: `ask` runs as `auto`; a
+    # read-only profile and the profile's deny rules are kept.
+    mode = "auto" if prof.mode == "ask" else prof.mode
+    permissions = Permissions(mode=mode, allow=list(prof.allow), deny=list(prof.deny))
+    registry = builtin_registry(
+        workspace, permissions, enabled=task.tools, command_timeout_s=task.limits.tool_timeout_s
+    )
+    add_mock_tools(registry, task.mock_tools)
+    inject_faults(registry, task.faults)
+    return registry
+
+
+async def run_attempt(attempt: Attempt, env: dict[str, str], hang_grace_s: float = HANG_GRACE_S) -> ResultRecord:
+    """Run one attempt to a `ResultRecord`; raises `HarnessError` for harness failures."""
+    task = attempt.task
+    sandbox = await Sandbox.create(task, env)
+    try:
+        ctx = CheckContext(sandbox.root, env=env)
+        baselines = [await check.prepare(ctx) for check in task.checks]
+        try:
+            registry = _registry(task, attempt, sandbox.workspace)
+        except IclawError as exc:
+            raise HarnessError(f"task {task.id!r}: cannot build its tools: {exc}", retryable=False) from exc
+        chat_model = attempt.model.chat_model(task)
+        limits = Limits(
+            max_steps=task.limits.max_steps,
+            wall_time_s=task.limits.wall_time_s,
+            max_tokens=task.limits.max_tokens,
+            tool_timeout_s=task.limits.tool_timeout_s,
+        )
+        attempt.trajectory_path.parent.mkdir(parents=True, exist_ok=True)
+        attempt.trajectory_path.unlink(missing_ok=True)  # a retried attempt starts a fresh transcript
+        agent = Agent(chat_model, registry, attempt.agent.profile, limits, trajectory_path=attempt.trajectory_path)
+
+        record = ResultRecord(
+            run_id=attempt.run_id, task_id=task.id, epoch=attempt.epoch, status="failed",
+            trajectory_path=str(attempt.trajectory_path),
+        )
+        started = time.monotonic()
+        deadline = task.limits.wall_time_s + hang_grace_s
+        try:
+            result = await run_isolated(lambda: agent.run(task.instruction), deadline, name=f"agent-{task.id}")
+        except ModelUnreachable as exc:
+            raise HarnessError(str(exc), model_down=True) from exc
+        except AgentHung:
+            record.error = f"hung: the agent gave no result within {deadline:g}s (wall_time_s + {hang_grace_s:g}s grace)"
+        except Exception as exc:  # the agent crashed: record it and let the suite go on
+            record.error = f"agent crashed: {type(exc).__name__}: {exc}"
+        else:
+            record.agent_status = result.status
+            record.answer = result.answer
+            record.steps, record.tool_calls = result.steps, result.tool_calls
+            record.tokens_in, record.tokens_out = result.tokens_in, result.tokens_out
+            if result.status == "error":
+                record.error = result.error or "the agent reported an internal error"
+            elif result.error:
+                record.error = result.error
+        record.wall_s = time.monotonic() - started
+
+        try:
+            sandbox.reveal_hidden(task)
+        except OSError as exc:
+            raise HarnessError(f"task {task.id!r}: cannot copy its hidden files: {exc}") from exc
+        ctx.answer = record.answer
+        checks: list[CheckResult] = []
+        for check, baseline in zip(task.checks, baselines):
+            try:
+                checks.append(await check.evaluate(ctx, baseline))
+            except OSError as exc:
+                raise HarnessError(f"task {task.id!r}: check {check.type} could not run: {exc}") from exc
+        record.checks = [c.to_dict() for c in checks]
+        crashed = record.agent_status in (None, "error")
+        record.status = "error" if crashed else ("passed" if all(c.passed for c in checks) else "failed")
+        return record
+    finally:
+        sandbox.remove()

@@ -1,0 +1,323 @@
+"""`iclaw eval ...`: run the suite, validate it, and read results back.
+
+`iclaw eval` forwards its arguments here (`main(argv) -> exit code`), imported lazily so
+`import iclaw` never imports `evals`. Commands are thin: parse, load, call one library
+function, print. Errors a user can fix print as one line (no traceback), exit code 2 for
+a command line click cannot parse, 1 for any other error, a run with harness errors or an
+invalid suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from iclaw.atomic import atomic_write_text
+from iclaw.errors import IclawError
+from iclaw.profile import AgentProfile
+from rich.console import Console, RenderableType
+
+from evals.compare import compare, render_comparison
+from evals.errors import EvalError, RunNotFound, SpecError
+from evals.progress import LiveProgress
+from evals.report import FORMATS, render
+from evals.runner import RunOptions, Runner
+from evals.store import RunRecord, Store
+from evals.summary import summarize
+from evals.task import Suite, load_suite
+from evals.transcript import render_transcript
+from evals.validate import render_verdicts, validate_suite
+from evals.versions import AgentVersion, ModelVersion, parse_agent_specs, parse_model_specs
+
+__all__ = ["main", "app"]
+
+# NOTE: recent typer vendors click (`typer._click`), so `click.ClickException` is not what
+# it raises; the base classes are found through typer's public BadParameter instead.
+_CLICK_ERRORS = {c.__name__: c for c in typer.BadParameter.__mro__}
+ClickException: type[Exception] = _CLICK_ERRORS["ClickException"]
+UsageError: type[Exception] = _CLICK_ERRORS["UsageError"]
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="""Run the task suite across model and agent versions, and score it.
+
+Examples:
+
+  iclaw eval --validate --suite tasks/
+
+  iclaw eval --suite tasks/ --model oracle --jobs 2
+
+  iclaw eval --suite tasks/ --model smol=ckpt:ckpt/sft --model gpt=http://127.0.0.1:8000/v1 --agent v1,v2 --epochs 3
+
+  iclaw eval report latest --format md
+
+  iclaw eval compare RUN_A RUN_B
+
+  iclaw eval show RUN TASK
+""",
+)
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the database and trajectories.")]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="Results database (default OUT/evals.db).")]
+
+
+def _db_path(out: Path, db: Path | None) -> Path:
+    return db if db is not None else out / "evals.db"
+
+
+def _existing_store(out: Path, db: Path | None) -> Store:
+    """The database for read-only commands; never creates an empty one."""
+    path = _db_path(out, db)
+    if not path.is_file():
+        raise RunNotFound(f"no results database at {path}; run `iclaw eval --suite tasks/ --model ...` first "
+                          "or point --out / --db at one")
+    return Store(path)
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    ctx: typer.Context,
+    suite: Annotated[Path, typer.Option("--suite", "-s", help="Task directory (or one task file).")] = Path("tasks"),
+    model: Annotated[list[str], typer.Option("--model", "-m", help="oracle | null | NAME=URL | NAME=ckpt:PATH; repeat or comma-separate.")] = [],  # noqa: B006
+    agent: Annotated[list[str], typer.Option("--agent", "-a", help="Agent profiles: v1, v2 or YAML paths; repeat or comma-separate.")] = ["v2"],  # noqa: B006
+    epochs: Annotated[int, typer.Option(min=1, help="Attempts per task (pass@k / pass^k need > 1).")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Attempts run concurrently.")] = 1,
+    task: Annotated[list[str], typer.Option("--task", "-t", help="Only tasks whose id matches this glob; repeatable.")] = [],  # noqa: B006
+    resume: Annotated[str | None, typer.Option(help="Finish a run or batch: skip done attempts, retry harness errors.")] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the valid tasks when some task files are broken.")] = False,
+    validate: Annotated[bool, typer.Option("--validate", help="Check the suite: oracle passes every task, null passes none.")] = False,
+    retries: Annotated[int, typer.Option(min=0, help="Retries of an attempt that hit a harness error.")] = 2,
+    out: OutOpt = Path("runs"),
+    db: DbOpt = None,
+) -> int:
+    """Run the suite (the default command). Example: iclaw eval --suite tasks/ --model oracle --jobs 2"""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    agents = parse_agent_specs(agent)
+    if validate:
+        if model:
+            raise SpecError("--validate always runs the oracle and null models; drop --model")
+        return _validate(_load(suite, keep_going, task), agents, jobs)
+    options = RunOptions(epochs=epochs, jobs=jobs, retries=retries, task_filter=list(task))
+    if resume:
+        if model:
+            raise SpecError("--resume reuses the stored run's models, agents and suite; drop --model")
+        with _existing_store(out, db) as store:
+            return _resume(store, out, resume, options, keep_going)
+    if not model:
+        raise SpecError("give at least one --model (oracle, null, NAME=URL or NAME=ckpt:PATH), or --validate")
+    models = parse_model_specs(model)
+    loaded = _load(suite, keep_going, task)  # bad input fails before a database is created
+    with Store(_db_path(out, db)) as store:
+        return _run(store, out, loaded, models, agents, options)
+
+
+def _load(suite: Path, keep_going: bool, only: list[str]) -> Suite:
+    loaded = load_suite(suite, keep_going=keep_going, only=only or None)
+    for broken in loaded.broken:
+        err_console.print(f"[yellow]skipped broken task file:[/yellow] {broken}", markup=True, highlight=False)
+    if not loaded.tasks:
+        raise EvalError(f"{suite}: every task file is broken; nothing to run")
+    return loaded
+
+
+def _execute(runner: Runner, suite: Suite, models: list[ModelVersion], agents: list[AgentVersion],
+             runs: list[RunRecord], total: int) -> float:
+    started = time.monotonic()
+
+    async def until_done_or_terminated() -> None:
+        # SIGTERM cancels the run like Ctrl-C does, so `finally` blocks stop any model
+        # server the run started instead of leaving it orphaned.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+        await runner.execute(suite, models, agents, runs)
+
+    with LiveProgress(total, err_console, label=runs[0].batch) as progress:
+        runner.on_result = progress.update
+        try:
+            asyncio.run(until_done_or_terminated())
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise EvalError(f"interrupted; finish it with `iclaw eval --resume {runs[0].batch}`") from None
+    return time.monotonic() - started
+
+
+def _finish(store: Store, runs: list[RunRecord], wall_s: float) -> int:
+    summaries = [summarize(r, store.results(r.id)) for r in runs]
+    out_console.print(render(summaries, "table"))
+    harness = sum(s.harness_errors for s in summaries)
+    out_console.print(f"batch {runs[0].batch}: {len(runs)} run(s) in {wall_s:.1f}s wall time; "
+                      f"results in {store.path}", highlight=False)
+    if harness:
+        err_console.print(f"[yellow]{harness} attempt(s) hit harness errors and were not scored; "
+                          f"retry them with `iclaw eval --resume {runs[0].batch}`[/yellow]")
+        return 1
+    return 0
+
+
+def _run(store: Store, out: Path, suite: Suite, models: list[ModelVersion], agents: list[AgentVersion],
+         options: RunOptions) -> int:
+    runner = Runner(store, out, options)
+    runs = runner.plan(suite, models, agents)
+    total = len(runs) * len(suite.tasks) * options.epochs
+    return _finish(store, runs, _execute(runner, suite, models, agents, runs, total))
+
+
+def _resume(store: Store, out: Path, ref: str, options: RunOptions, keep_going: bool) -> int:
+    runs = store.resolve(ref)
+    first = runs[0].config
+    suite = _load(Path(first["suite"]), keep_going, first.get("task_filter") or [])
+    stored_ids = list(first["tasks"])
+    missing = sorted(set(stored_ids) - {t.id for t in suite.tasks})
+    if missing:
+        raise EvalError(f"cannot resume {ref}: task(s) {', '.join(missing)} no longer load from {first['suite']}")
+    suite.tasks = [t for t in suite.tasks if t.id in stored_ids]
+    changed = [t.id for t in suite.tasks if first.get("task_digests", {}).get(t.id) not in (None, t.digest)]
+    if changed:
+        err_console.print(f"[yellow]note: task(s) changed since the run started: {', '.join(changed)}[/yellow]")
+    models = parse_model_specs(list(dict.fromkeys(r.config["model_spec"] for r in runs)))
+    # The stored profile, not today's file: a resumed run must finish with the agent it began with.
+    agents = list({r.agent: AgentVersion(r.agent, r.config["agent_spec"], AgentProfile.model_validate(
+        r.config["agent_profile"])) for r in runs}.values())
+    options.epochs = int(first.get("epochs", 1))
+    options.task_filter = list(first.get("task_filter") or [])
+    runner = Runner(store, out, options)
+    todo = {(r.id, t.id, e) for r in runs for t in suite.tasks for e in range(1, options.epochs + 1)}
+    for r in runs:
+        todo -= {(r.id, x.task_id, x.epoch) for x in store.results(r.id) if x.status != "harness_error"}
+    return _finish(store, runs, _execute(runner, suite, models, agents, runs, len(todo)))
+
+
+def _validate(suite: Suite, agents: list[AgentVersion], jobs: int) -> int:
+    started = time.monotonic()
+    with LiveProgress(2 * len(suite.tasks), err_console, label="validate") as progress:
+        verdicts = asyncio.run(validate_suite(suite, agents[0], jobs=max(jobs, 1), on_result=progress.update))
+    out_console.print(render_verdicts(verdicts))
+    bad = [v for v in verdicts if not v.ok]
+    oracle_ok = sum(v.oracle.status == "passed" for v in verdicts)
+    null_ok = sum(v.null.status == "passed" for v in verdicts)
+    out_console.print(f"oracle passes {oracle_ok}/{len(verdicts)}, null passes {null_ok}/{len(verdicts)} "
+                      f"({time.monotonic() - started:.1f}s): {'suite valid' if not bad else f'{len(bad)} invalid task(s)'}",
+                      highlight=False)
+    return 1 if bad else 0
+
+
+@app.command("report")
+def report_cmd(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, batch id, unique prefix, or 'latest'.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | md | json | html")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    out: OutOpt = Path("runs"),
+    db: DbOpt = None,
+) -> int:
+    """Scores of a run or batch. Example: iclaw eval report latest --format html -o report.html"""
+    if fmt not in FORMATS:
+        raise SpecError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    with _existing_store(out, db) as store:
+        runs = store.resolve(run_ref)
+        summaries = [summarize(r, store.results(r.id)) for r in runs]
+    rendered = render(summaries, fmt)
+    _emit(rendered, output)
+    return 0
+
+
+def _emit(rendered: str | RenderableType, output: Path | None) -> None:
+    """Print `rendered` (text verbatim, rich renderables formatted), or write it to `output`."""
+    if isinstance(rendered, str):
+        text = rendered if rendered.endswith("\n") else rendered + "\n"
+    elif output is None:
+        out_console.print(rendered)
+        return
+    else:
+        capture = Console(file=io.StringIO(), width=160, record=True)
+        capture.print(rendered)
+        text = capture.export_text()
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        atomic_write_text(output, text)
+    except OSError as exc:
+        raise EvalError(f"cannot write {output}: {exc.strerror}") from exc
+    err_console.print(f"wrote {output}", highlight=False)
+
+
+def _one_run(store: Store, ref: str) -> RunRecord:
+    runs = store.resolve(ref)
+    if len(runs) > 1:
+        raise RunNotFound(f"{ref!r} is a batch of {len(runs)} runs; name one: {', '.join(r.id for r in runs)}")
+    return runs[0]
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A")],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | md | json")] = "table",
+    out: OutOpt = Path("runs"),
+    db: DbOpt = None,
+) -> int:
+    """Paired per-task deltas and an exact sign (McNemar) test. Example: iclaw eval compare RUN_A RUN_B"""
+    if fmt not in ("table", "md", "json"):
+        raise SpecError(f"--format {fmt!r}: use table, md or json")
+    with _existing_store(out, db) as store:
+        a, b = _one_run(store, run_a), _one_run(store, run_b)
+        comparison = compare(summarize(a, store.results(a.id)), summarize(b, store.results(b.id)))
+    _emit(render_comparison(comparison, fmt), None)
+    return 0
+
+
+@app.command("show")
+def show_cmd(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN")],
+    task_id: Annotated[str, typer.Argument(metavar="TASK")],
+    epoch: Annotated[int | None, typer.Option(help="Only this epoch (default: all).")] = None,
+    out: OutOpt = Path("runs"),
+    db: DbOpt = None,
+) -> int:
+    """The transcript of one task (in each run of a batch). Example: iclaw eval show latest csv-top-customer"""
+    with _existing_store(out, db) as store:
+        runs = store.resolve(run_ref)
+        shown = [(run, r) for run in runs for r in store.results(run.id)
+                 if r.task_id == task_id and (epoch is None or r.epoch == epoch)]
+    if not shown:
+        where = runs[0].id if len(runs) == 1 else f"batch {runs[0].batch}"
+        raise RunNotFound(f"no result for task {task_id!r}{f' epoch {epoch}' if epoch else ''} in {where}")
+    for run, result in shown:
+        out_console.print(render_transcript(run, result))
+    return 0
+
+
+def _error(message: str) -> None:
+    """One line on stderr, never wrapped (scripts and CI logs grep for it)."""
+    err_console.print(f"error: {' '.join(message.split())}", highlight=False, markup=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `iclaw eval`: run the typer app and return its exit code."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="iclaw eval",
+                          standalone_mode=False)
+    except UsageError as exc:
+        _error(exc.format_message())  # type: ignore[attr-defined]
+        return 2
+    except ClickException as exc:
+        _error(exc.format_message())  # type: ignore[attr-defined]
+        return exc.exit_code  # type: ignore[attr-defined]
+    except (typer.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        return 130
+    except (EvalError, IclawError) as exc:
+        _error(str(exc))
+        return 1
+    return rv if isinstance(rv, int) else 0

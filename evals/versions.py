@@ -1,0 +1,233 @@
+"""Model and agent versions: the two axes of the eval matrix.
+
+Model specs (`--model`, repeatable or comma-separated):
+
+- `oracle` — replays each task's `oracle:` steps (iclaw's ScriptedModel);
+- `null` — answers "I don't know." at once, without tools (nothing should pass);
+- `NAME=URL` — any OpenAI-compatible endpoint; NAME is also the model name sent to it
+  (the API key, if any, comes from $OPENAI_API_KEY); when the endpoint lists its models,
+  NAME must be among them;
+- `NAME=ckpt:PATH` — a checkpoint: the harness starts `llm serve` for it on a free port,
+  waits for `/health`, asks `/v1/models` for the served name, and stops the server when
+  the model's runs are done.
+
+Agent specs (`--agent v1,v2` or profile paths) are iclaw profiles.
+
+A `ModelVersion` makes one fresh `ChatModel` per attempt (`chat_model(task)`) and may own
+a process between `start()` and `stop()`. Tests subclass it to build crashing or hanging
+models; only the CLI turns spec strings into versions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from iclaw.errors import ProfileError
+from iclaw.model import ChatModel, OpenAIChatModel, ScriptedModel
+from iclaw.profile import AgentProfile, load_profile
+
+from evals.errors import HarnessError, SpecError
+from evals.server import LlmServer
+from evals.task import Task
+
+__all__ = [
+    "ModelVersion",
+    "OracleModel",
+    "NullModel",
+    "EndpointModel",
+    "CheckpointModel",
+    "AgentVersion",
+    "parse_model_specs",
+    "parse_agent_specs",
+    "split_specs",
+]
+
+NULL_ANSWER = "I don't know."
+PROBE_TIMEOUT_S = 10.0
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$")
+
+
+@dataclass
+class ModelVersion:
+    """One model axis value; subclasses decide how to talk to it."""
+
+    name: str
+    spec: str
+
+    @property
+    def endpoint(self) -> str | None:
+        """The URL requests go to, if any (named in harness errors)."""
+        return None
+
+    async def start(self, log_dir: Path) -> None:
+        """Bring the model up (e.g. start a server); called once before its runs."""
+
+    async def stop(self) -> None:
+        """Release what start() acquired; must be safe to call after a failed start."""
+
+    def chat_model(self, task: Task) -> ChatModel:
+        raise NotImplementedError
+
+
+@dataclass
+class OracleModel(ModelVersion):
+    name: str = "oracle"
+    spec: str = "oracle"
+
+    def chat_model(self, task: Task) -> ChatModel:
+        if not task.oracle:
+            raise HarnessError(f"task {task.id!r} has no oracle: steps to replay", retryable=False)
+        return ScriptedModel([step.to_script() for step in task.oracle], name="oracle")
+
+
+@dataclass
+class NullModel(ModelVersion):
+    name: str = "null"
+    spec: str = "null"
+
+    def chat_model(self, task: Task) -> ChatModel:
+        return ScriptedModel([{"answer": NULL_ANSWER}], name="null")
+
+
+@dataclass
+class EndpointModel(ModelVersion):
+    url: str = ""
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.url
+
+    async def start(self, log_dir: Path) -> None:
+        """Fail fast when nothing answers at the URL, or when it does not serve NAME."""
+        served = await served_models(self.url, os.environ.get("OPENAI_API_KEY"))
+        if served and self.name not in served:
+            raise HarnessError(
+                f"{self.url} does not serve a model named {self.name!r} (it serves: {', '.join(served)}); "
+                "use that name before '='", retryable=False, model_down=True,
+            )
+
+    def chat_model(self, task: Task) -> ChatModel:
+        return OpenAIChatModel(self.url, self.name, api_key=os.environ.get("OPENAI_API_KEY"))
+
+
+@dataclass
+class CheckpointModel(ModelVersion):
+    path: Path = field(default_factory=Path)
+    command: list[str] | None = None  # None: the real `llm serve`
+    startup_timeout_s: float = 300.0
+    server: LlmServer | None = field(default=None, init=False)
+    served_name: str | None = field(default=None, init=False)
+
+    @property
+    def endpoint(self) -> str | None:
+        return self.server.base_url if self.server and self.server.port else None
+
+    async def start(self, log_dir: Path) -> None:
+        self.server = LlmServer(
+            self.path,
+            log_dir / f"server-{_slug(self.name)}.log",
+            command=self.command,
+            startup_timeout_s=self.startup_timeout_s,
+        )
+        await self.server.start()
+        # Requests must name the model the way the server lists it (NAME only labels results).
+        served = await served_models(self.server.base_url)
+        self.served_name = served[0] if served else None
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+
+    def chat_model(self, task: Task) -> ChatModel:
+        if self.server is None or self.server.port is None:
+            raise HarnessError(f"model {self.name!r}: the server for {self.path} is not running")
+        return OpenAIChatModel(self.server.base_url, self.served_name or str(self.path))
+
+
+@dataclass
+class AgentVersion:
+    name: str
+    spec: str
+    profile: AgentProfile
+
+
+async def served_models(base_url: str, api_key: str | None = None) -> list[str] | None:
+    """Model ids listed at `base_url/models`; None when the endpoint does not list them.
+
+    Raises HarnessError (model down) when nothing answers at all.
+    """
+    probe = base_url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
+            response = await client.get(probe, headers=headers)
+    except httpx.TransportError as exc:
+        raise HarnessError(f"cannot reach {base_url} ({type(exc).__name__}: {exc})", model_down=True) from exc
+    if response.status_code != 200:
+        return None
+    try:
+        data = response.json().get("data")
+        return [str(m["id"]) for m in data] or None
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None  # not an OpenAI model list: nothing to check against
+
+
+def split_specs(values: list[str]) -> list[str]:
+    """Repeatable options that also take comma-separated lists."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def parse_model_specs(values: list[str]) -> list[ModelVersion]:
+    versions: list[ModelVersion] = []
+    for spec in split_specs(values):
+        if spec == "oracle":
+            versions.append(OracleModel())
+        elif spec == "null":
+            versions.append(NullModel())
+        elif "=" in spec:
+            name, _, target = spec.partition("=")
+            if not _NAME.match(name):
+                raise SpecError(f"--model {spec!r}: the name {name!r} must be letters, digits and -_.:/@+")
+            if target.startswith("ckpt:"):
+                path = Path(target[5:]).expanduser()
+                if not path.exists():
+                    raise SpecError(f"--model {spec!r}: checkpoint {path} does not exist")
+                versions.append(CheckpointModel(name=name, spec=spec, path=path.resolve()))
+            elif re.match(r"^https?://[^/\s]+", target):
+                versions.append(EndpointModel(name=name, spec=spec, url=target))
+            else:
+                raise SpecError(f"--model {spec!r}: after '=' give an http(s):// URL or ckpt:PATH")
+        else:
+            raise SpecError(f"--model {spec!r}: use oracle, null, NAME=URL or NAME=ckpt:PATH")
+    return _checked(versions, "--model", "oracle, null, NAME=URL or NAME=ckpt:PATH")
+
+
+def parse_agent_specs(values: list[str]) -> list[AgentVersion]:
+    """Profiles by name (v1, v2, ...) or path; errors come from iclaw with the file named."""
+    versions = []
+    for spec in split_specs(values):
+        try:
+            profile = load_profile(spec)
+        except ProfileError as exc:
+            raise SpecError(f"--agent {spec!r}: {exc}") from exc
+        name = profile.name if not spec.endswith((".yaml", ".yml")) else Path(spec).stem
+        versions.append(AgentVersion(name=name, spec=spec, profile=profile))
+    return _checked(versions, "--agent", "v1, v2 or a profile .yaml path")
+
+
+def _checked(versions: list, option: str, choices: str) -> list:
+    """At least one version, and no two with the same name (names label the results)."""
+    names = [v.name for v in versions]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{option}: two versions share a name ({', '.join(names)}); names label the results")
+    if not versions:
+        raise SpecError(f"{option}: give at least one ({choices})")
+    return versions
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)

@@ -1,0 +1,27 @@
+"""iclaw: a terminal agent for any OpenAI-compatible endpoint.
+
+The curated public surface is re-exported here; everything else is private. Importing
+`iclaw` never imports torch, `llm` or `evals` (a test enforces it).
+"""
+
+from iclaw.errors import (
+    ContextOverflow,
+    IclawError,
+    ModelError,
+    ModelUnreachable,
+    ProfileError,
+    SandboxViolation,
+    SessionError,
+    ToolError,
+)
+
+__all__ = [
+    "IclawError",
+    "ModelUnreachable",
+    "ModelError",
+    "ContextOverflow",
+    "ProfileError",
+    "ToolError",
+    "SandboxViolation",
+    "SessionError",
+]

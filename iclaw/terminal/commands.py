@@ -1,0 +1,134 @@
+"""Slash commands of the interactive terminal: `/help /model /tools /compact /memory /clear /save /load /profile /exit`.
+
+Each command is a small method on `SlashCommands`, which acts on the running
+`TerminalApp` (its agent, console and session). Knows nothing about key handling.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+from rich.text import Text
+
+from iclaw.errors import IclawError
+from iclaw.session import list_sessions, load_session
+
+if TYPE_CHECKING:
+    from iclaw.terminal.app import TerminalApp
+
+__all__ = ["SlashCommands", "COMMANDS"]
+
+COMMANDS: dict[str, str] = {
+    "/help": "show this help",
+    "/model": "show the model, or switch: /model NAME",
+    "/tools": "list the tools the agent may call",
+    "/compact": "compact the memory now: /compact [focus]",
+    "/memory": "show pinned items, memory blocks and context usage",
+    "/clear": "start a new conversation (new session)",
+    "/save": "show where the session is saved, or copy it: /save PATH",
+    "/load": "resume a saved session: /load ID|PATH (no argument: list sessions)",
+    "/profile": "show the agent profile, or switch: /profile NAME",
+    "/exit": "leave iclaw (Ctrl-D works too)",
+}
+
+
+class SlashCommands:
+    def __init__(self, app: "TerminalApp") -> None:
+        self.app = app
+
+    @property
+    def console(self):
+        return self.app.console
+
+    async def dispatch(self, line: str) -> bool:
+        """Run one command line; return False when the terminal should exit."""
+        name, _, arg = line.strip().partition(" ")
+        arg = arg.strip()
+        if name not in COMMANDS:
+            self.console.print(Text(f"unknown command {name}; /help lists the commands", style="red"))
+            return True
+        if name == "/exit":
+            return False
+        try:
+            await getattr(self, "_" + name[1:])(arg)
+        except IclawError as exc:
+            self.console.print(Text(f"error: {exc}", style="red"))
+        return True
+
+    async def _help(self, arg: str) -> None:
+        table = Table(show_header=False, box=None)
+        for name, text in COMMANDS.items():
+            table.add_row(f"[bold]{name}[/]", text)
+        self.console.print(table)
+        self.console.print(Text("Enter sends; Esc then Enter adds a line; Ctrl-C stops a running turn.", style="dim"))
+
+    async def _model(self, arg: str) -> None:
+        model = self.app.agent.model
+        if arg:
+            if not hasattr(model, "model"):
+                raise IclawError("this model cannot be switched by name")
+            model.model = model.name = arg
+        where = getattr(model, "base_url", "in-process")
+        self.console.print(f"model [bold]{getattr(model, 'name', type(model).__name__)}[/] at {where}")
+
+    async def _tools(self, arg: str) -> None:
+        table = Table("tool", "flags", "description")
+        for tool in self.app.agent.registry:
+            flags = ", ".join(f for f, on in (("read-only", tool.read_only), ("parallel", tool.parallel_safe)) if on)
+            table.add_row(tool.name, flags, tool.description)
+        self.console.print(table)
+        self.console.print(Text(f"sandbox: {self.app.agent.registry.sandbox}", style="dim"))
+
+    async def _compact(self, arg: str) -> None:
+        events = await self.app.agent.compact(arg or None)
+        if not events:
+            self.console.print("nothing to compact yet")
+        for event in events:
+            self.console.print(f"{event['stage']}: {event['before']:,} -> {event['after']:,} tokens")
+        self.app.show_meter()
+
+    async def _memory(self, arg: str) -> None:
+        memory = self.app.agent.memory
+        pinned = memory.pins.render()
+        self.console.print("[bold]Pinned[/]\n" + (pinned or "(nothing pinned)"))
+        for block in memory.blocks:
+            self.console.print(f"[bold]Block[/] level {block.level}, turns {block.first}-{block.last} ({block.source})\n{block.text}")
+        self.console.print(f"{len(memory.units)} recent exchange(s) verbatim, {len(memory.blocks)} summary block(s)")
+        self.app.show_meter()
+
+    async def _clear(self, arg: str) -> None:
+        self.app.new_session()
+        self.console.print(f"new conversation (session {self.app.session_id})")
+
+    async def _save(self, arg: str) -> None:
+        source = self.app.session_file
+        self.app.agent.trajectory.save()
+        if not arg:
+            self.console.print(f"session {self.app.session_id} is saved after every step in {source}")
+            return
+        if not source.exists():
+            raise IclawError("nothing to save yet: send a message first")
+        target = Path(arg).expanduser()
+        shutil.copyfile(source, target)
+        self.console.print(f"saved a copy to {target}")
+
+    async def _load(self, arg: str) -> None:
+        if not arg:
+            table = Table("id", "first message")
+            for session_id, _, first in list_sessions()[:20]:
+                table.add_row(session_id, first)
+            self.console.print(table)
+            return
+        session = load_session(arg)
+        self.app.resume(session)
+        self.console.print(f"resumed session {self.app.session_id} ({len(session.transcript)} messages)")
+        self.app.show_meter()
+
+    async def _profile(self, arg: str) -> None:
+        if arg:
+            self.app.switch_profile(arg)
+        profile = self.app.agent.profile
+        self.console.print(f"profile [bold]{profile.name}[/]: {profile.description}")
