@@ -217,6 +217,12 @@ def load_checkpoint(
     config = load_config(path)
     state = load_state_dict(path)
     meta = load_meta(path)
+    if meta.get("quantization"):
+        # Quantized modules live in llm.infer, which builds on this module, not the other way round.
+        raise CheckpointError(
+            f"{path} is a quantized checkpoint ({meta['quantization']}); load it with llm.generation.load_model "
+            "(what llm generate / llm serve use)"
+        )
     try:
         tokenizer = Tokenizer.load(path)
     except TokenizerError as exc:

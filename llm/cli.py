@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 
 from llm.errors import LLMError
+
+# typer vendors its own click, so its usage errors are not `click.ClickException`: take the
+# base class from typer's public BadParameter.
+_ClickException: type[Exception] = {c.__name__: c for c in typer.BadParameter.__mro__}["ClickException"]
 
 app = typer.Typer(
     name="llm",
@@ -73,13 +76,19 @@ def generate(
     max_tokens: int = typer.Option(128, min=1, help="Maximum new tokens."),
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling mass."),
+    top_k: int = typer.Option(0, min=0, help="Keep the k most likely tokens (0 = off)."),
+    min_p: float = typer.Option(0.0, min=0.0, max=0.99, help="Drop tokens below min_p x the top probability."),
+    repetition_penalty: float = typer.Option(1.0, min=0.01, help="> 1 discourages tokens already seen (1 = off)."),
+    stop: Optional[list[str]] = typer.Option(None, "--stop", help="A string that ends the output (repeatable)."),
     seed: Optional[int] = typer.Option(None, help="Random seed for sampling."),
     stream: bool = typer.Option(False, help="Print tokens as they are generated."),
     dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
 ) -> None:
     """Generate text from a prompt or answer one chat message.
 
-    Example: llm generate smollm2-135m-instruct --chat "What is the capital of France?"
+    Examples:
+      llm generate smollm2-135m-instruct --chat "What is the capital of France?"
+      llm generate smollm2-135m-instruct -p "def fib(n):" --temperature 0.7 --top-k 40 --stop "\\n\\n" --stream
     """
     from llm.generation import generate_text
 
@@ -93,6 +102,10 @@ def generate(
         max_tokens=max_tokens,
         temperature=temperature,
         top_p=top_p,
+        top_k=top_k,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        stop=[x.encode("latin-1", "backslashreplace").decode("unicode_escape") for x in stop or []],  # "\\n" -> newline
         seed=seed,
         dtype=dtype,
         on_text=(lambda s: (sys.stdout.write(s), sys.stdout.flush())) if stream else None,
@@ -133,32 +146,43 @@ def import_hf_cmd(
 
 @tokenizer_app.command("train")
 def tokenizer_train(
-    input: list[Path] = typer.Option(..., "--input", "-i", help="Text files (repeat the option for several)."),
+    input: list[str] = typer.Option(
+        ..., "--input", "-i",
+        help="SOURCE: stdlib[:mod,...], a text/JSONL/Parquet/CSV file or folder, or a hub dataset name (repeatable).",
+    ),
     vocab_size: int = typer.Option(4096, min=260, help="Vocabulary size incl. special tokens."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for tokenizer.json."),
+    text_field: str = typer.Option("text", help="Column holding the text in JSONL/Parquet/CSV records."),
+    max_documents: int = typer.Option(0, min=0, help="Stop after this many documents per source (0 = all)."),
 ) -> None:
-    """Train a byte-level BPE tokenizer with rustbpe.
+    """Train a byte-level BPE tokenizer with rustbpe on the same sources `llm data prepare` reads.
 
-    Example: llm tokenizer train --input corpus.txt --vocab-size 4096 --out tok/
+    Examples:
+      llm tokenizer train --input corpus.txt --vocab-size 4096 --out tok/
+      llm tokenizer train --input stdlib --vocab-size 8192 --out tok/
     """
+    from itertools import islice
+
+    from llm.data.sources import iter_texts, parse_source
     from llm.tokenizer import Tokenizer
 
-    for f in input:
-        if not f.is_file():
-            raise LLMError(f"{f}: no such input file")
+    sources = [parse_source(spec) for spec in input]  # fails fast, before any training work
 
     def texts():
-        for f in input:
-            yield f.read_text(errors="replace")
+        for src in sources:
+            docs = iter_texts(src, text_field=text_field)
+            yield from (islice(docs, max_documents) if max_documents else docs)
 
     tok = Tokenizer.train(texts(), vocab_size)
-    out.mkdir(parents=True, exist_ok=True)
     tok.save(out)
     typer.echo(f"{out / 'tokenizer.json'} ({tok.vocab_size} tokens)")
 
 
 def _register_subcommands() -> None:
     """Command groups owned by subsystems: each `commands` module exposes `register(app, bench_app)`."""
+    __import__("llm.train.commands", fromlist=["register"]).register(app, bench_app)  # data, train, experiment, plot, bench train|matmul
+    __import__("llm.serve.commands", fromlist=["register"]).register(app, bench_app)
+    __import__("llm.infer.commands", fromlist=["register"]).register(app, bench_app)  # quantize, eval ppl, bench decode|quant|context
 
 
 _register_subcommands()
@@ -167,15 +191,17 @@ _register_subcommands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, printing user errors as one line (exit 1), never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, prog_name="llm", standalone_mode=False)
     except LLMError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
-    except click.ClickException as exc:
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except _ClickException as exc:
+        exc.show()  # type: ignore[attr-defined]
+        raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
+    if isinstance(rv, int) and rv:
+        raise SystemExit(rv)

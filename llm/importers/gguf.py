@@ -69,7 +69,7 @@ def read_gguf(path: str | Path):
         raise UnsupportedModel(f"{path}: not a readable GGUF file ({exc})") from exc
 
 
-def _config_from_gguf(reader, path: Path) -> ModelConfig:
+def config_from_gguf(reader, path: Path) -> ModelConfig:
     arch = _field(reader, "general.architecture")
     if arch != "llama":
         raise UnsupportedModel(f"{path}: architecture {arch!r} is not supported (only 'llama')")
@@ -97,7 +97,7 @@ def _config_from_gguf(reader, path: Path) -> ModelConfig:
     )
 
 
-def _tokenizer_from_gguf(reader, path: Path):
+def tokenizer_from_gguf(reader, path: Path):
     model = _field(reader, "tokenizer.ggml.model")
     if model != "gpt2":
         raise UnsupportedModel(f"{path}: tokenizer model {model!r} is not supported (only byte-level BPE 'gpt2')")
@@ -147,8 +147,8 @@ def import_gguf(path: str | Path, out: str | Path) -> Path:
     """Convert a GGUF file into a float32 checkpoint directory at `out`."""
     path = Path(path)
     reader = read_gguf(path)
-    cfg = _config_from_gguf(reader, path)
-    tok = _tokenizer_from_gguf(reader, path)
+    cfg = config_from_gguf(reader, path)
+    tok = tokenizer_from_gguf(reader, path)
     state = _tensors_from_gguf(reader, cfg, path)
     qtypes = sorted({t.tensor_type.name for t in reader.tensors})
     meta = make_meta("import", source=str(path), source_format="gguf", source_tensor_types=qtypes)

@@ -9,18 +9,34 @@ import pytest
 
 def run_llm(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "llm", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "llm", *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **(env or {})}
     )
 
 
 def test_help_lists_commands_with_example():
     out = run_llm("--help")
     assert out.returncode == 0
-    for cmd in ("pull", "generate", "import", "tokenizer", "bench"):
+    for cmd in ("pull", "generate", "import", "tokenizer", "bench", "data", "train", "serve", "quantize", "eval"):
         assert cmd in out.stdout
     assert "Example:" in out.stdout
     gen = run_llm("generate", "--help")
-    assert "Example: llm generate" in gen.stdout
+    assert "Examples:" in gen.stdout and "llm generate smollm2-135m-instruct --chat" in gen.stdout
+    for flag in ("--top-k", "--min-p", "--repetition-penalty", "--stop"):
+        assert flag in gen.stdout
+
+
+def test_usage_error_is_a_message_not_a_traceback():
+    out = run_llm("no-such-command")
+    assert out.returncode == 2
+    assert "No such command" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_tokenizer_train_reads_data_sources(tmp_path):
+    out = run_llm("tokenizer", "train", "--input", "stdlib:textwrap", "--vocab-size", "300", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "tokenizer.json").is_file()
+    bad = run_llm("tokenizer", "train", "--input", "missing.txt", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 1 and "no such file or folder" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,18 @@
+// Python bindings of the native decoding kernels (built by llm/infer/kernels.py).
+#include "kernels.h"
+
+#include <torch/extension.h>
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  using namespace llm_kernels;
+  m.def("gemv_f32", &gemv_f32, "y = x @ w.T for float32 w (N, K) and x (M, K)");
+  m.def("gemv_bf16", &gemv_bf16, "y = x @ w.T for bf16 w (N, K) and float32 x (M, K)");
+  m.def("gemv_int8", &gemv_int8, "y = x @ dequant(q, scale).T, int8 weights with a float16 scale per group");
+  m.def("gemv_int4", &gemv_int4, "y = x @ dequant(p, scale, min).T, packed int4 weights with scale/min per group");
+  m.def("int4_row_multiple", &int4_row_multiple, "gemv_int4 needs K to be a multiple of this");
+  m.def("rms_norm", &rms_norm, "x / rms(x) * w over the last dimension");
+  m.def("silu_mul", &silu_mul, "silu(gu[:, :F]) * gu[:, F:]");
+  m.def("rope_", &rope_, "rotate interleaved pairs of the first n_heads heads of qkv in place");
+  m.def("attention", &attention, "causal attention of few queries over a KV prefix");
+  m.def("isa", &isa, "instruction set the kernels were compiled for");
+}

@@ -1,0 +1,103 @@
+"""The `llm serve` and `llm bench serve` commands: parse options, call one library function."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+
+from llm.config import format_validation_error
+from llm.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("serve")(serve_cmd)
+    bench_app.command("serve")(bench_serve_cmd)
+
+
+def serve_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Checkpoint directory or pulled model name."),
+    port: int = typer.Option(8000, help="TCP port."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (0.0.0.0 exposes the server to the network)."),
+    served_model_name: Optional[str] = typer.Option(None, help="Name clients pass as `model` (default: --model)."),
+    api_key: Optional[str] = typer.Option(None, envvar="LLM_API_KEY", help="Require `Authorization: Bearer KEY`."),
+    quantize: Optional[int] = typer.Option(None, help="Weight-only quantization: 8 or 4 bits."),
+    draft: Optional[str] = typer.Option(None, help="Draft model for speculative decoding of a lone stream."),
+    prompt_lookup: bool = typer.Option(False, help="Speculate from n-grams of the context (no draft model)."),
+    num_speculative_tokens: int = typer.Option(4, help="Tokens proposed per speculative step."),
+    max_batch: int = typer.Option(16, help="Sequences decoded together per step."),
+    max_queue: int = typer.Option(256, help="Waiting sequences before new requests get 429."),
+    kv_blocks: Optional[int] = typer.Option(None, help="KV cache blocks (default: from --kv-memory-mb)."),
+    kv_memory_mb: int = typer.Option(512, help="KV cache budget in MiB when --kv-blocks is not given."),
+    block_size: int = typer.Option(16, help="Tokens per KV block."),
+    max_model_len: Optional[int] = typer.Option(None, help="Context limit in tokens (default: the model's)."),
+    max_prefill_tokens: int = typer.Option(
+        64, help="Prompt tokens computed per engine step (chunked prefill; smaller = earlier first tokens)."
+    ),
+    dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API with continuous batching.
+
+    Example: llm serve --model smollm2-135m-instruct --port 8000
+    """
+    options = dict(locals())
+    from llm.serve.config import ServeConfig
+    from llm.serve.server import serve
+
+    serve(_config(ServeConfig, options))
+
+
+def bench_serve_cmd(
+    url: Optional[str] = typer.Option(None, help="Base URL of a running server, e.g. http://127.0.0.1:8000."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Start a server for this model instead of --url."),
+    concurrency: str = typer.Option("1,4,8,16", help="Comma-separated concurrency levels."),
+    requests: int = typer.Option(32, help="Requests per concurrency level."),
+    max_tokens: int = typer.Option(64, help="Tokens generated per request."),
+    temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature of the requests (0 = greedy)."),
+    prompt: list[str] = typer.Option([], "--prompt", help="User message to send (repeatable; default: built-in prompts)."),
+    api_key: Optional[str] = typer.Option(None, envvar="LLM_API_KEY", help="API key of the server."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    server_arg: list[str] = typer.Option(
+        [], "--server-arg", help="Extra `llm serve` option for --model, e.g. --server-arg=--max-batch=32 (repeatable)."
+    ),
+) -> None:
+    """Load-test a server with streamed chat completions: tok/s, TTFT and inter-token latency per concurrency.
+
+    Example: llm bench serve --model smollm2-135m-instruct --concurrency 1,4,8,16 --requests 32
+    """
+    from llm.serve.bench import BenchConfig, run_bench
+
+    levels = _levels(concurrency)
+    cfg = BenchConfig(
+        url=url,
+        model=model,
+        concurrency=levels,
+        requests=requests,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        api_key=api_key,
+        **({"prompts": prompt} if prompt else {}),
+        server_args=server_arg,
+    )
+    run_bench(cfg, json_out=json_out)
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--concurrency {text!r}: give comma-separated integers such as 1,4,8,16") from None
+    if not levels or min(levels) < 1:
+        raise ConfigError(f"--concurrency {text!r}: every level must be at least 1")
+    return levels
+
+
+def _config(cls, values: dict):
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "llm serve options")) from exc

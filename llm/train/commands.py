@@ -1,0 +1,155 @@
+"""`llm train …`, `llm plot`, `llm bench train|matmul`, and the wiring of `llm data` and `llm experiment`.
+
+Commands parse options into config overrides and call one library function; heavy imports
+(torch, matplotlib) happen inside the commands so `llm --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["register", "train_app"]
+
+train_app = typer.Typer(help="Train models: pretraining now; SFT and DPO share the same loop.", no_args_is_help=True)
+
+
+def _shortcuts(**values: object) -> list[str]:
+    return [f"{key}={value}" for key, value in values.items() if value is not None]
+
+
+@train_app.command("pretrain")
+def pretrain_cmd(
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="Dotted overrides, e.g. train.lr=3e-4 model.n_layers=4."
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config (sections model/data/train/eval/checkpoint/run)."
+    ),
+    preset: Optional[str] = typer.Option(None, help="Model preset (= model.preset)."),
+    data: Optional[Path] = typer.Option(None, help="Prepared data directory (= data.dir)."),
+    name: Optional[str] = typer.Option(None, help="Run name: runs/NAME (= run.name)."),
+    max_steps: Optional[int] = typer.Option(None, help="= train.max_steps."),
+    max_tokens: Optional[int] = typer.Option(None, help="= train.max_tokens (wins over max_steps)."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast (= train.precision=bf16)."),
+    wandb: bool = typer.Option(False, "--wandb", help="Mirror metrics to Weights & Biases (needs wandb installed)."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Ignore an existing checkpoint of this run (= run.resume=false)."
+    ),
+) -> None:
+    """Pretrain a model on prepared token shards; rerun the same command to resume after a stop.
+
+    Runs under torchrun too: torchrun --nproc-per-node 2 -m llm train pretrain ...
+
+    Example: llm train pretrain --preset nano --data data/stdlib --name nano-stdlib train.lr=3e-3
+    """
+    from llm.train.config import load_train_config
+    from llm.train.pretrain import pretrain
+
+    extra = _shortcuts(
+        **{
+            "model.preset": preset,
+            "data.dir": data,
+            "run.name": name,
+            "train.max_steps": max_steps,
+            "train.max_tokens": max_tokens,
+            "train.precision": "bf16" if bf16 else None,
+            "run.wandb": True if wandb else None,
+            "run.resume": False if fresh else None,
+        }
+    )
+    cfg = load_train_config(config, list(overrides or []) + extra)  # options win over dotted overrides
+    result = pretrain(cfg)
+    if result.run_dir is None:
+        return  # ranks other than 0 stay quiet
+    s = result.summary
+    if result.status == "interrupted":
+        typer.echo(
+            f"interrupted at step {s['steps']}; saved {result.checkpoint}; run the same command again to resume",
+            err=True,
+        )
+        raise SystemExit(130)  # like a shell's Ctrl-C; typer.Exit's code is dropped when main() runs non-standalone
+    typer.echo(
+        f"{result.checkpoint}: {s['steps']} steps, {s['tokens']:,} tokens, val loss {s['final_val_loss']:.4f}, "
+        f"val bpb {s['final_val_bpb']:.4f}, {s['throughput_tok_per_s']:,.0f} tok/s "
+        f"(summary: {result.run_dir / 'summary.json'})"
+    )
+
+
+def plot_cmd(
+    runs: list[Path] = typer.Argument(..., help="Run directories (runs/NAME)."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    title: Optional[str] = typer.Option(None, help="Plot title."),
+) -> None:
+    """Plot training/validation loss against tokens, and the learning rate, for one or more runs.
+
+    Example: llm plot runs/nano-stdlib runs/mini-stdlib --out loss.png
+    """
+    from llm.train.plot import plot_runs
+
+    typer.echo(str(plot_runs(runs, out, title)))
+
+
+def bench_train_cmd(
+    preset: Optional[str] = typer.Option(None, help="Model preset (default: nanogpt-shape, nanoGPT's small shape)."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast."),
+    batch_size: int = typer.Option(8, min=1),
+    seq_len: int = typer.Option(256, min=1),
+    steps: int = typer.Option(5, min=1, help="Timed steps per round."),
+    rounds: int = typer.Option(3, min=1, help="Timed rounds (the median is reported)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Training throughput: tok/s, model FLOP/s and MFU against the measured matmul peak.
+
+    Example: llm bench train --bf16
+    """
+    from llm.train.bench import DEFAULT_BENCH_PRESET, bench_train
+
+    r = bench_train(preset or DEFAULT_BENCH_PRESET, "bf16" if bf16 else "fp32", batch_size, seq_len, steps, rounds)
+    if json_out:
+        typer.echo(json.dumps(r))
+        return
+    mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a (run `llm bench matmul`)"
+    rows = [
+        ("preset", f"{r['preset']} ({r['params'] / 1e6:.2f}M params)"),
+        ("shape", f"batch {r['batch_size']} x seq {r['seq_len']}, {r['precision']}, {r['threads']} threads"),
+        ("tok/s (median / best)", f"{r['tok_per_s']:,.0f} / {r['tok_per_s_best']:,.0f}"),
+        ("model GFLOP/s", f"{r['gflops_per_s']:.1f}"),
+        ("MFU", mfu),
+        ("load average (1 min)", f"{r['load_avg_1m']:.2f}"),
+    ]
+    for k, v in rows:
+        typer.echo(f"{k:24s} {v}")
+
+
+def bench_matmul_cmd(json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Measure this machine's best fp32/bf16 matmul GFLOP/s and cache it as the MFU denominator.
+
+    Example: llm bench matmul
+    """
+    from llm.train.bench import bench_matmul
+    from llm.train.flops import peak_file
+
+    r = bench_matmul()
+    if json_out:
+        typer.echo(json.dumps(r))
+        return
+    for dtype, value in r["gflops"].items():
+        typer.echo(f"{dtype:10s} {value:8.1f} GFLOP/s")
+    typer.echo(f"{r['threads']} threads, load average {r['load_avg_1m']:.2f}; saved to {peak_file()}")
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add `data`, `train`, `experiment`, `plot` and `bench train|matmul` to the `llm` app."""
+    from llm.data.commands import register as register_data
+    from llm.experiments.commands import register as register_experiments
+
+    register_data(app, bench_app)
+    app.add_typer(train_app, name="train")
+    app.command("plot")(plot_cmd)
+    bench_app.command("train")(bench_train_cmd)
+    bench_app.command("matmul")(bench_matmul_cmd)
+    register_experiments(app, bench_app)

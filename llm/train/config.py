@@ -1,0 +1,181 @@
+"""`TrainConfig`: the one config of a training run, from YAML plus dotted overrides.
+
+    model:      preset name plus any ModelConfig field to override (model.n_layers=4)
+    data:       the prepared-data directory
+    train:      optimizer, schedule, batch, length, precision, seed
+    eval:       how often and on how many validation batches
+    checkpoint: how often to save
+    run:        run name and directory, logging, W&B, resume
+
+Field paths are the override paths (`train.lr=3e-4`). The resolved config (preset expanded
+into explicit model fields) is saved as `runs/<name>/config.yaml`, which can be fed back
+with `-c`. SFT and DPO reuse the same sections. This module knows nothing about torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from llm.config import ModelConfig, apply_overrides, load_preset
+from llm.errors import ConfigError
+
+__all__ = [
+    "TrainConfig",
+    "ModelSection",
+    "DataSection",
+    "TrainSection",
+    "EvalSection",
+    "CheckpointSection",
+    "RunSection",
+    "load_train_config",
+    "dump_train_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(BaseModel):
+    """A preset plus overrides of any `ModelConfig` field (checked when the model is built)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    preset: str = "nano"
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> "ModelSection":
+        unknown = sorted(set(self.model_extra or {}) - set(ModelConfig.model_fields))
+        if unknown:
+            raise ValueError(
+                f"unknown model field(s) {', '.join(unknown)}; valid: preset, {', '.join(ModelConfig.model_fields)}"
+            )
+        return self
+
+    def build(self) -> ModelConfig:
+        """The preset with the overrides applied."""
+        base = load_preset(self.preset).model_dump()
+        try:
+            return ModelConfig(**{**base, **(self.model_extra or {})})
+        except ValidationError as exc:
+            raise ConfigError(f"model (preset {self.preset!r} + overrides): {_one_line(exc)}") from exc
+
+
+class DataSection(_Section):
+    dir: Path | None = None  # a directory written by `llm data prepare`
+
+
+class TrainSection(_Section):
+    lr: float = Field(1e-3, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)  # final LR = lr * min_lr_ratio (cosine, wsd)
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_steps: int = Field(20, ge=0)
+    decay_fraction: float = Field(0.2, gt=0, le=1)  # WSD: share of steps spent decaying at the end
+    weight_decay: float = Field(0.1, ge=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.95, ge=0, lt=1)
+    eps: float = Field(1e-8, gt=0)
+    grad_clip: float = Field(1.0, ge=0)  # max global grad norm; 0 disables clipping
+    batch_size: int = Field(8, ge=1)  # sequences per micro-batch per process
+    seq_len: int = Field(256, ge=1)
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
+    max_steps: int | None = Field(200, ge=1)
+    max_tokens: int | None = Field(None, ge=1)  # if set, overrides max_steps
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast; weights and optimizer stay float32
+    seed: int = 1337
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)  # CPU threads per process; default cores / local processes
+
+
+class EvalSection(_Section):
+    every: int = Field(100, ge=0)  # steps between evaluations; 0 = only at the end
+    sequences: int = Field(160, ge=1)  # validation windows of seq_len per evaluation (same set for any batch shape)
+
+
+class CheckpointSection(_Section):
+    every: int = Field(200, ge=0)  # steps between checkpoints; 0 = only at the end and on a signal
+
+
+class RunSection(_Section):
+    name: str | None = None  # default: <preset>-<data dir name>
+    dir: Path = Path("runs")
+    log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
+    wandb: bool = False
+    resume: bool = True  # continue from runs/<name>/checkpoints/last when it exists
+    progress: bool = True  # rich progress bar on a terminal
+
+
+class TrainConfig(_Section):
+    model: ModelSection = ModelSection()
+    data: DataSection = DataSection()
+    train: TrainSection = TrainSection()
+    eval: EvalSection = EvalSection()
+    checkpoint: CheckpointSection = CheckpointSection()
+    run: RunSection = RunSection()
+
+    def run_name(self) -> str:
+        if self.run.name:
+            return self.run.name
+        data = self.data.dir.name if self.data.dir else "nodata"
+        return f"{self.model.preset}-{data}"
+
+
+_SECTIONS = {
+    "model": ModelSection,
+    "data": DataSection,
+    "train": TrainSection,
+    "eval": EvalSection,
+    "checkpoint": CheckpointSection,
+    "run": RunSection,
+}
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err["loc"]]
+        key = ".".join(loc) or "(root)"
+        if err["type"] == "extra_forbidden":
+            section = _SECTIONS.get(loc[0]) if len(loc) == 2 else None
+            valid = ", ".join(section.model_fields) if section else ", ".join(_SECTIONS)
+            parts.append(f"{key}: unknown key (valid: {valid})")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{key}: {msg}")
+    return "; ".join(parts)
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read YAML (optional), apply `a.b=value` overrides, validate; errors name the file and the key."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping with sections {', '.join(_SECTIONS)}")
+    if overrides:
+        data = apply_overrides(data, overrides)
+        source = "overrides" if path is None else source + " + overrides"
+    try:
+        return TrainConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_one_line(exc)}") from exc
+
+
+def dump_train_config(cfg: TrainConfig, model: ModelConfig | None = None) -> str:
+    """YAML of `cfg`; with `model`, the model section lists every resolved field (re-loadable with -c)."""
+    data = cfg.model_dump(mode="json")
+    if model is not None:
+        data["model"] = {"preset": cfg.model.preset, **model.model_dump(mode="json")}
+    return yaml.safe_dump(data, sort_keys=False)

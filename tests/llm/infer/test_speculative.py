@@ -1,0 +1,142 @@
+"""Speculative decoding: greedy output identical to the target's, sampling distributed like the target's."""
+
+import math
+
+import pytest
+import torch
+
+from llm.errors import InferenceError
+from llm.infer.drafters import ModelDrafter, PromptLookupDrafter, check_same_tokenizer
+from llm.infer.engine import Engine
+from llm.infer.inference_model import InferenceModel
+from llm.infer.sampling import SamplingParams, target_probs
+from llm.infer.speculative import SpeculativeDecoder, predicted_speedup
+from llm.tokenizer import Tokenizer
+
+PROMPTS = [[3, 14, 15, 92, 65], [7] * 9, [1, 2, 3, 1, 2, 3, 1, 2], [200, 150, 100, 50]]
+
+
+@pytest.mark.parametrize("gamma", [1, 3, 6])
+def test_model_draft_greedy_equals_target_greedy(gamma, make_model):
+    target = make_model(seed=10, sharp=8.0)
+    draft = make_model(seed=11, sharp=8.0, n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64)
+    engine = Engine(target)
+    params = SamplingParams(max_tokens=24)
+    for prompt in PROMPTS:
+        plain = engine.generate(prompt, params)[0].tokens
+        dec = SpeculativeDecoder(ModelDrafter(InferenceModel.from_gpt(draft)), gamma=gamma)
+        assert engine.generate(prompt, params, decoder=dec)[0].tokens == plain
+        assert dec.stats.rounds < 24 or dec.stats.accepted == 0
+
+
+def test_a_draft_identical_to_the_target_is_always_accepted(make_model):
+    target = make_model(seed=12, sharp=8.0)
+    engine = Engine(target)
+    dec = SpeculativeDecoder(ModelDrafter(InferenceModel.from_gpt(target)), gamma=4)
+    out = engine.generate(PROMPTS[0], SamplingParams(max_tokens=21), decoder=dec)[0]
+    assert len(out.tokens) == 21
+    assert dec.stats.alpha == 1.0 and dec.stats.rounds == 4  # 1 from the prefill, then 5 per round
+
+
+def test_prompt_lookup_greedy_equals_target_greedy_and_copies(make_model):
+    engine = Engine(make_model(seed=13, sharp=8.0))
+    params = SamplingParams(max_tokens=30)
+    for gamma in (2, 5):
+        for prompt in PROMPTS:
+            dec = SpeculativeDecoder(PromptLookupDrafter(), gamma=gamma, adaptive=gamma == 5)
+            assert engine.generate(prompt, params, decoder=dec)[0].tokens == engine.generate(prompt, params)[0].tokens
+
+
+def test_prompt_lookup_proposes_the_continuation_of_the_latest_match():
+    d = PromptLookupDrafter(max_ngram=2)
+    params = SamplingParams()
+    assert d.propose([1, 2, 3, 4, 9, 1, 2, 3, 5, 1, 2], 3, params, None)[0] == [3, 5, 1]
+    assert d.propose([1, 2, 3], 3, params, None)[0] == []
+
+
+def chi_square(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:
+    """Pearson statistic over cells with expected count >= 5 (the rest pooled) and its degrees of freedom."""
+    n = counts.sum()
+    expected = probs * n
+    big = expected >= 5
+    obs = torch.cat([counts[big], counts[~big].sum().unsqueeze(0)])
+    exp = torch.cat([expected[big], expected[~big].sum().unsqueeze(0)])
+    keep = exp > 0
+    stat = float(((obs[keep] - exp[keep]) ** 2 / exp[keep]).sum())
+    return stat, int(keep.sum()) - 1
+
+
+def chi2_critical(dof: int) -> float:
+    """Upper 0.001 quantile of chi-square (Wilson-Hilferty approximation)."""
+    z = 3.09
+    return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
+
+
+@pytest.mark.parametrize("drafter", ["model", "deterministic"])
+def test_rejection_sampling_reproduces_the_target_distribution(drafter):
+    """Leviathan et al. theorem: whatever q is, accepted-or-resampled tokens are distributed as p."""
+    torch.manual_seed(0)
+    V, N = 8, 20000
+    params = SamplingParams(temperature=1.0)
+    logits = torch.randn(3, V) * 1.5  # target rows for draft positions 0, 1 and the bonus
+    p = target_probs(logits, params)
+    q = torch.softmax(torch.randn(2, V) * 1.5, -1)  # a different draft distribution
+    dec = SpeculativeDecoder(PromptLookupDrafter(), gamma=2)
+    gen = torch.Generator().manual_seed(1)
+    first = torch.zeros(V)
+    second = torch.zeros(V)
+    for _ in range(N):
+        if drafter == "model":
+            drafts = [int(torch.multinomial(q[i], 1, generator=gen)) for i in range(2)]
+            out, _ = dec._accept(logits, drafts, q, params, None, gen)
+        else:
+            drafts = [2, 5]  # e.g. prompt lookup: q is one-hot
+            out, _ = dec._accept(logits, drafts, None, params, None, gen)
+        first[out[0]] += 1
+        if len(out) > 1 and out[0] == drafts[0]:
+            second[out[1]] += 1  # the next token, given the first draft was accepted
+    for counts, probs in ((first, p[0]), (second, p[1])):
+        stat, dof = chi_square(counts, probs)
+        assert stat < chi2_critical(dof), (stat, dof, counts / counts.sum(), probs)
+
+
+def test_speculative_sampling_end_to_end_matches_the_target(make_model):
+    """Two tokens after a prompt, many seeds: the joint distribution is the target's."""
+    V = 6
+    target = make_model(seed=20, sharp=3.0, vocab_size=V)
+    draft = make_model(seed=21, sharp=3.0, vocab_size=V, n_layers=1)
+    engine = Engine(target)
+    params = dict(temperature=1.0, max_tokens=2)
+    im = engine.model
+    prompt = [1, 2, 3]
+    with torch.no_grad():
+        p1 = target_probs(im(torch.tensor([prompt]), torch.arange(3))[:, -1], SamplingParams(temperature=1.0))[0]
+        joint = torch.zeros(V, V)
+        for a in range(V):
+            row = im(torch.tensor([prompt + [a]]), torch.arange(4))[:, -1]
+            joint[a] = p1[a] * target_probs(row, SamplingParams(temperature=1.0))[0]
+    counts = torch.zeros(V, V)
+    dec = SpeculativeDecoder(ModelDrafter(InferenceModel.from_gpt(draft)), gamma=2)
+    for seed in range(3000):
+        a, b = engine.generate(prompt, SamplingParams(seed=seed, **params), decoder=dec)[0].tokens
+        counts[a, b] += 1
+    stat, dof = chi_square(counts.flatten(), joint.flatten())
+    assert stat < chi2_critical(dof)
+
+
+def test_draft_with_another_tokenizer_is_refused(make_model, tokenizer):
+    other = Tokenizer(r"""[\s\S]""", {bytes([i]): i for i in range(256)}, {"<|endoftext|>": 256}, name="other")
+    with pytest.raises(InferenceError, match="differs from the target"):
+        check_same_tokenizer(tokenizer, other)
+    engine = Engine(make_model(), tokenizer)
+    dec = SpeculativeDecoder(ModelDrafter(InferenceModel.from_gpt(make_model(seed=1)), other))
+    with pytest.raises(InferenceError, match="same tokenizer"):
+        engine.generate([1, 2, 3], decoder=dec)
+
+
+def test_gamma_bounds_and_the_speedup_formula():
+    with pytest.raises(InferenceError, match="between 1 and"):
+        SpeculativeDecoder(PromptLookupDrafter(), gamma=0)
+    assert predicted_speedup(0.0, 4, 0.0) == pytest.approx(1.0)
+    assert predicted_speedup(0.8, 4, 0.0) == pytest.approx((1 - 0.8**5) / 0.2)
+    assert predicted_speedup(0.8, 4, 0.1) < predicted_speedup(0.8, 4, 0.0)
