@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from evals.store import ResultRecord, RunRecord
+from iclaw.trajectory import read_trajectory
 
 __all__ = ["render_transcript", "read_events"]
 
@@ -31,18 +32,9 @@ _MAX_TEXT = 4000
 def read_events(path: Path) -> list[dict]:
     """Events of a trajectory file (non-JSON lines skipped); [] when the file is missing."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        return read_trajectory(path)
     except OSError:
         return []
-    events = []
-    for line in lines:
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            events.append(value)
-    return events
 
 
 def _clip(text: str) -> str:

@@ -4,6 +4,7 @@ The curated public surface is re-exported here; everything else is private. Impo
 `iclaw` never imports torch, `llm` or `evals` (a test enforces it).
 """
 
+from iclaw import errors
 from iclaw.errors import (
     ContextOverflow,
     IclawError,
@@ -15,13 +16,4 @@ from iclaw.errors import (
     ToolError,
 )
 
-__all__ = [
-    "IclawError",
-    "ModelUnreachable",
-    "ModelError",
-    "ContextOverflow",
-    "ProfileError",
-    "ToolError",
-    "SandboxViolation",
-    "SessionError",
-]
+__all__ = list(errors.__all__)

@@ -46,7 +46,7 @@ class Trajectory:
 def read_trajectory(path: Path) -> list[dict]:
     """Events of a trajectory file; lines that are not JSON objects are skipped."""
     events = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
             value = json.loads(line)
         except json.JSONDecodeError:

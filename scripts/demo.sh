@@ -24,7 +24,7 @@ step "3. llm quantize + llm bench decode: INT8 weights against float32, same pro
 "$BIN/llm" bench decode smollm2-135m-instruct --prompt-lookup --tokens 48
 
 step "4. llm data prepare + llm train pretrain: a nano model on Python's own stdlib source"
-[ -f "$OUT/data/meta.json" ] || "$BIN/llm" data prepare stdlib:json,email,textwrap,argparse --vocab-size 1024 --out "$OUT/data"
+[ -f "$OUT/data/data.json" ] || "$BIN/llm" data prepare stdlib:json,email,textwrap,argparse --vocab-size 1024 --out "$OUT/data"
 "$BIN/llm" train pretrain --preset nano --data "$OUT/data" --name nano-demo --max-steps 150 --fresh \
   run.dir="$OUT/runs" eval.every=50 checkpoint.every=0
 "$BIN/llm" generate "$OUT/runs/nano-demo/checkpoints/final" --prompt "def " --max-tokens 40
