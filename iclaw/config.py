@@ -48,7 +48,7 @@ class Endpoint(BaseModel):
     max_retries: int = Field(4, ge=0)  # resends on connection errors, 429 and 5xx
     stream: bool = True
     temperature: float | None = None
-    max_tokens: int | None = Field(None, gt=0)
+    max_tokens: int | None = Field(1024, gt=0)  # per reply; null leaves it to the server
 
     def api_key(self) -> str | None:
         if not self.api_key_env:

@@ -27,7 +27,7 @@ step "4. llm data prepare + llm train pretrain: a nano model on Python's own std
 [ -f "$OUT/data/data.json" ] || "$BIN/llm" data prepare stdlib:json,email,textwrap,argparse --vocab-size 1024 --out "$OUT/data"
 "$BIN/llm" train pretrain --preset nano --data "$OUT/data" --name nano-demo --max-steps 150 --fresh \
   run.dir="$OUT/runs" eval.every=50 checkpoint.every=0
-"$BIN/llm" generate "$OUT/runs/nano-demo/checkpoints/final" --prompt "def " --max-tokens 40
+"$BIN/llm" generate "$OUT/runs/nano-demo/checkpoints/final" --prompt "def parse_args(" --max-tokens 60 --temperature 0.8 --seed 0
 
 step "5. llm serve: OpenAI-compatible, continuous batching (background, port $PORT)"
 "$BIN/llm" serve --model smollm2-135m-instruct --port "$PORT" >"$OUT/serve.log" 2>&1 &
@@ -39,7 +39,7 @@ for _ in $(seq 1 300); do
   sleep 1
 done
 curl -s "http://127.0.0.1:$PORT/v1/chat/completions" -H 'Content-Type: application/json' \
-  -d '{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"Say hello in French."}],"max_tokens":20}'
+  -d '{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"What is the capital of France?"}],"temperature":0,"max_tokens":20}'
 echo
 "$BIN/llm" bench serve --url "http://127.0.0.1:$PORT" --concurrency 1,4 --requests 8 --max-tokens 32
 

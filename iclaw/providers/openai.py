@@ -54,6 +54,11 @@ def normalize_base_url(base_url: str) -> str:
     return url if parts.path not in ("", "/") else url + "/v1"
 
 
+# Tokens per reply when the caller sets none: without a cap a small model that never emits
+# its end token runs to the server's context limit on every step. None leaves it to the server.
+DEFAULT_REPLY_TOKENS = 1024
+
+
 class _Retry(Exception):
     """Internal: the attempt failed in a way worth retrying; `final` is raised when retries run out."""
 
@@ -76,7 +81,7 @@ class OpenAIChatModel:
         stream: bool = True,
         retry: RetryPolicy | None = None,
         temperature: float | None = None,
-        max_tokens: int | None = None,
+        max_tokens: int | None = DEFAULT_REPLY_TOKENS,
         parallel_tool_calls: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
