@@ -40,6 +40,7 @@
 namespace {
 
 constexpr int ROW_TILE = 4;
+constexpr int64_t N_BLOCK = 32;  // weight rows per cache block (see run_rows)
 
 inline float half_to_float(const at::Half* p) {
 #if defined(__F16C__)
@@ -422,16 +423,27 @@ at::Tensor run_rows(int64_t M, int64_t N, const at::TensorOptions& options, cons
   const int64_t grain = std::max<int64_t>(16, N / (4 * at::get_num_threads()));
   at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
     float buf[ROW_TILE];
-    for (int64_t n = n0; n < n1; ++n) {
+    float block[ROW_TILE][N_BLOCK];
+    // Weight rows in blocks of N_BLOCK, x tiles inside: a block is read from memory once and
+    // from cache for the further tiles, while one tile of x stays in L1 (more than ROW_TILE rows
+    // of a long x row would not fit). Each (x row, weight row) dot product is computed the
+    // same way in any order, so results do not depend on M.
+    for (int64_t nb = n0; nb < n1; nb += N_BLOCK) {
+      const int64_t ne = std::min<int64_t>(nb + N_BLOCK, n1);
       for (int64_t m = 0; m < M; m += ROW_TILE) {
         const int64_t tile = std::min<int64_t>(ROW_TILE, M - m);
-        switch (tile) {
-          case 4: rows.template run<4>(m, n, buf); break;
-          case 3: rows.template run<3>(m, n, buf); break;
-          case 2: rows.template run<2>(m, n, buf); break;
-          default: rows.template run<1>(m, n, buf); break;
+        for (int64_t n = nb; n < ne; ++n) {
+          switch (tile) {
+            case 4: rows.template run<4>(m, n, buf); break;
+            case 3: rows.template run<3>(m, n, buf); break;
+            case 2: rows.template run<2>(m, n, buf); break;
+            default: rows.template run<1>(m, n, buf); break;
+          }
+          for (int64_t r = 0; r < tile; ++r) block[r][n - nb] = buf[r];
         }
-        for (int64_t r = 0; r < tile; ++r) yp[(m + r) * N + n] = buf[r];
+        // Whole runs of outputs per x row: rows of y lie N floats apart, and single scattered
+        // stores to them would evict each other from the cache when N is a large power of two.
+        for (int64_t r = 0; r < tile; ++r) std::memcpy(yp + (m + r) * N + nb, block[r], (ne - nb) * sizeof(float));
       }
     }
   });
