@@ -98,6 +98,7 @@ def run(
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the valid tasks when some task files are broken.")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Check the suite: oracle passes every task, null passes none.")] = False,
     retries: Annotated[int, typer.Option(min=0, help="Retries of an attempt that hit a harness error.")] = 2,
+    temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature sent to served models (default: the server's).")] = None,
     out: OutOpt = Path("runs"),
     db: DbOpt = None,
 ) -> int:
@@ -117,7 +118,7 @@ def run(
             return _resume(store, out, resume, options, keep_going)
     if not model:
         raise SpecError("give at least one --model (oracle, null, NAME=URL or NAME=ckpt:PATH), or --validate")
-    models = parse_model_specs(model)
+    models = parse_model_specs(model, temperature)
     loaded = _load(suite, keep_going, task)  # bad input fails before a database is created
     with Store(_db_path(out, db)) as store:
         return _run(store, out, loaded, models, agents, options)
@@ -184,7 +185,7 @@ def _resume(store: Store, out: Path, ref: str, options: RunOptions, keep_going: 
     changed = [t.id for t in suite.tasks if first.get("task_digests", {}).get(t.id) not in (None, t.digest)]
     if changed:
         err_console.print(f"[yellow]note: task(s) changed since the run started: {', '.join(changed)}[/yellow]")
-    models = parse_model_specs(list(dict.fromkeys(r.config["model_spec"] for r in runs)))
+    models = parse_model_specs(list(dict.fromkeys(r.config["model_spec"] for r in runs)), first.get("temperature"))
     # The stored profile, not today's file: a resumed run must finish with the agent it began with.
     agents = list({r.agent: AgentVersion(r.agent, r.config["agent_spec"], AgentProfile.model_validate(
         r.config["agent_profile"])) for r in runs}.values())

@@ -95,6 +95,7 @@ class Runner:
                     "task_digests": {t.id: t.digest for t in suite.tasks},
                     "task_filter": self.options.task_filter,
                     "model_spec": model.spec,
+                    "temperature": model.temperature,
                     "agent_spec": agent.spec,
                     "agent_profile": agent.profile.model_dump(mode="json"),
                     "epochs": self.options.epochs,

@@ -57,6 +57,7 @@ class ModelVersion:
 
     name: str
     spec: str
+    temperature: float | None = field(default=None, kw_only=True)  # None: the endpoint's default
 
     @property
     def endpoint(self) -> str | None:
@@ -111,7 +112,7 @@ class EndpointModel(ModelVersion):
             )
 
     def chat_model(self, task: Task) -> ChatModel:
-        return OpenAIChatModel(self.url, self.name, api_key=os.environ.get("OPENAI_API_KEY"))
+        return OpenAIChatModel(self.url, self.name, api_key=os.environ.get("OPENAI_API_KEY"), temperature=self.temperature)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class CheckpointModel(ModelVersion):
     def chat_model(self, task: Task) -> ChatModel:
         if self.server is None or self.server.port is None:
             raise HarnessError(f"model {self.name!r}: the server for {self.path} is not running")
-        return OpenAIChatModel(self.server.base_url, self.served_name or str(self.path))
+        return OpenAIChatModel(self.server.base_url, self.served_name or str(self.path), temperature=self.temperature)
 
 
 @dataclass
@@ -181,7 +182,8 @@ def split_specs(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def parse_model_specs(values: list[str]) -> list[ModelVersion]:
+def parse_model_specs(values: list[str], temperature: float | None = None) -> list[ModelVersion]:
+    """Model versions from --model values; `temperature` goes to every served model (None: its default)."""
     versions: list[ModelVersion] = []
     for spec in split_specs(values):
         if spec == "oracle":
@@ -203,6 +205,8 @@ def parse_model_specs(values: list[str]) -> list[ModelVersion]:
                 raise SpecError(f"--model {spec!r}: after '=' give an http(s):// URL or ckpt:PATH")
         else:
             raise SpecError(f"--model {spec!r}: use oracle, null, NAME=URL or NAME=ckpt:PATH")
+    for version in versions:
+        version.temperature = temperature
     return _checked(versions, "--model", "oracle, null, NAME=URL or NAME=ckpt:PATH")
 
 

@@ -44,9 +44,12 @@ class AgentSettings:
         mode: str | None = None,
         script: Path | None = None,
         limits: Limits | None = None,
+        temperature: float | None = None,
     ) -> None:
         config = load_user_config()
         self.endpoint: Endpoint = resolve_endpoint(config, endpoint, base_url, model)
+        if temperature is not None:
+            self.endpoint = self.endpoint.model_copy(update={"temperature": temperature})
         self.profile_name = profile or config.profile or "v2"
         self.overrides = list(overrides or [])
         self.workspace = workspace

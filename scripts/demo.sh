@@ -48,13 +48,13 @@ mkdir -p "$OUT/workspace"
 printf 'name,total\nacme,120\nglobex,340\ninitech,95\n' >"$OUT/workspace/sales.csv"
 "$BIN/iclaw" run "Read sales.csv and tell me which customer has the highest total." \
   --base-url "http://127.0.0.1:$PORT/v1" --model smollm2-135m-instruct --workspace "$OUT/workspace" \
-  --max-steps 6 || echo "(the 135M model did not finish the task: see the table above)"
+  --max-steps 6 --temperature 0 || echo "(the 135M model did not finish the task: see the table above)"
 
 step "7. iclaw eval: the suite is valid (oracle passes all, null passes none), then a scored run"
 "$BIN/iclaw" eval --validate --suite tasks/
 "$BIN/iclaw" eval --suite tasks/ --model oracle --model null --jobs 2 --out "$OUT/evals"
-"$BIN/iclaw" eval --suite tasks/ --model "smol=http://127.0.0.1:$PORT/v1" --agent v1,v2 \
-  --task calc-product --task arith-warehouse --task read-service-port --task csv-top-customer --out "$OUT/evals"
+"$BIN/iclaw" eval --suite tasks/ --model "smollm2-135m-instruct=http://127.0.0.1:$PORT/v1" --agent v1,v2 --temperature 0 \
+  --task calc-product --task csv-top-customer --jobs 4 --out "$OUT/evals"
 "$BIN/iclaw" eval report latest --out "$OUT/evals" --format md || true
 
 step "done: outputs under $OUT/"

@@ -77,3 +77,12 @@ def test_oracle_needs_an_oracle_and_null_answers_without_tools(tmp_path):
 
     turn = asyncio.run(NullModel().chat_model(suite.tasks[0]).complete([{"role": "user", "content": "hi"}], []))
     assert turn.tool_calls == [] and turn.content == "I don't know."
+
+
+def test_temperature_reaches_the_served_models_chat_client(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    models = parse_model_specs(["oracle", "gpt=http://127.0.0.1:8000/v1", f"mine=ckpt:{ckpt}"], temperature=0.0)
+    assert all(m.temperature == 0.0 for m in models)
+    assert models[1].chat_model(None).temperature == 0.0
+    assert parse_model_specs(["gpt=http://127.0.0.1:8000/v1"])[0].chat_model(None).temperature is None

@@ -40,3 +40,13 @@ def test_malformed_config_names_file_and_field(isolated_home):
     with pytest.raises(ProfileError) as info:
         load_user_config()
     assert str(path) in str(info.value) and "field endpoints.local" in str(info.value)
+
+
+def test_temperature_flag_overrides_the_endpoint_and_replies_are_capped(isolated_home):
+    from iclaw.wiring import AgentSettings
+
+    _write(isolated_home, "default: local\nendpoints:\n  local: {model: smol, temperature: 0.7}\n")
+    assert AgentSettings().endpoint.temperature == 0.7
+    settings = AgentSettings(temperature=0.0)
+    assert settings.endpoint.temperature == 0.0 and settings.endpoint.model == "smol"
+    assert settings.endpoint.max_tokens == 1024  # a model that never stops cannot fill the context
