@@ -48,7 +48,7 @@ mkdir -p "$OUT/workspace"
 printf 'name,total\nacme,120\nglobex,340\ninitech,95\n' >"$OUT/workspace/sales.csv"
 "$BIN/iclaw" run "Read sales.csv and tell me which customer has the highest total." \
   --base-url "http://127.0.0.1:$PORT/v1" --model smollm2-135m-instruct --workspace "$OUT/workspace" \
-  --max-steps 6 --temperature 0 || echo "(the 135M model did not finish the task: see the table above)"
+  --max-steps 6 --temperature 0 || echo "(the 135M model did not finish the task; the line above says why)"
 
 step "7. iclaw eval: the suite is valid (oracle passes all, null passes none), then a scored run"
 "$BIN/iclaw" eval --validate --suite tasks/
