@@ -53,10 +53,14 @@ log = logging.getLogger(__name__)
 
 # Up to this many rows of x go to the native GEMV; more rows are a GEMM, where dequantize +
 # the stock float matmul wins.
-NATIVE_MAX_ROWS = 16
+NATIVE_MAX_ROWS = 64
 
 _CSRC = Path(__file__).parent / "csrc"
 _SOURCES = ("gemv.cpp", "decode_ops.cpp", "bindings.cpp")
+# -fopenmp: at::parallel_for is an OpenMP pragma in ATen's headers; compiled without it the
+# kernels would run on one thread whatever torch.get_num_threads() says.
+_CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp"]
+_LDFLAGS = ["-fopenmp"]
 _lock = threading.Lock()
 _native: ModuleType | None = None
 _native_error: str | None = None
@@ -79,6 +83,7 @@ def _build_dir() -> Path:
     from llm.hub import llm_home
 
     digest = hashlib.sha256(torch.__version__.encode() + _cpu_flags().encode() + platform.machine().encode())
+    digest.update(" ".join(_CFLAGS + _LDFLAGS).encode())
     for name in (*_SOURCES, "kernels.h"):
         digest.update((_CSRC / name).read_bytes())
     key = digest.hexdigest()[:16]
@@ -94,9 +99,11 @@ def _build() -> ModuleType:
         raise RuntimeError("no C++ compiler found")
     build_dir = _build_dir()
     build_dir.mkdir(parents=True, exist_ok=True)
-    flags = ["-O3", "-march=native", "-ffp-contract=fast"]
     sources = [str(_CSRC / name) for name in _SOURCES]
-    return load(name="llm_infer_kernels", sources=sources, extra_cflags=flags, build_directory=str(build_dir))
+    return load(
+        name="llm_infer_kernels", sources=sources, extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS,
+        build_directory=str(build_dir),
+    )
 
 
 def native_kernels() -> ModuleType | None:
