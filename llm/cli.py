@@ -153,7 +153,8 @@ def tokenizer_train(
     vocab_size: int = typer.Option(4096, min=260, help="Vocabulary size incl. special tokens."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for tokenizer.json."),
     text_field: str = typer.Option("text", help="Column holding the text in JSONL/Parquet/CSV records."),
-    max_documents: int = typer.Option(0, min=0, help="Stop after this many documents per source (0 = all)."),
+    split: str = typer.Option("train", help="Hub dataset split to read."),
+    max_docs: int = typer.Option(0, "--max-docs", min=0, help="Stop after this many documents per source (0 = all)."),
 ) -> None:
     """Train a byte-level BPE tokenizer with rustbpe on the same sources `llm data prepare` reads.
 
@@ -170,8 +171,8 @@ def tokenizer_train(
 
     def texts():
         for src in sources:
-            docs = iter_texts(src, text_field=text_field)
-            yield from (islice(docs, max_documents) if max_documents else docs)
+            docs = iter_texts(src, text_field=text_field, split=split)
+            yield from (islice(docs, max_docs) if max_docs else docs)
 
     tok = Tokenizer.train(texts(), vocab_size)
     tok.save(out)
