@@ -15,4 +15,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rope_", &rope_, "rotate interleaved pairs of the first n_heads heads of qkv in place");
   m.def("attention", &attention, "causal attention of few queries over a KV prefix");
   m.def("isa", &isa, "instruction set the kernels were compiled for");
+  m.def("parallel_workers", &parallel_workers, "threads one at::parallel_for actually runs on");
 }

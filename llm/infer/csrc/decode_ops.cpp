@@ -12,6 +12,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <vector>
 
 #if defined(__AVX512F__)
@@ -216,6 +219,18 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     }
   });
   return out;
+}
+
+// How many threads one at::parallel_for really runs on. It is an OpenMP pragma in ATen's
+// headers, so a build without -fopenmp silently runs every kernel on one thread.
+int64_t parallel_workers() {
+  std::mutex lock;
+  std::set<std::thread::id> seen;
+  at::parallel_for(0, 1 << 12, 1, [&](int64_t, int64_t) {
+    std::lock_guard<std::mutex> guard(lock);
+    seen.insert(std::this_thread::get_id());
+  });
+  return static_cast<int64_t>(seen.size());
 }
 
 std::string isa() {

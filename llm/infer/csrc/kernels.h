@@ -28,5 +28,6 @@ void rope_(at::Tensor& qkv, const at::Tensor& positions, const at::Tensor& cos, 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& limits);
 
 std::string isa();
+int64_t parallel_workers();
 
 }  // namespace llm_kernels

@@ -101,3 +101,16 @@ def test_attention_matches_masked_sdpa(ext, H, Kh):
     k, v = cache_k[:, :, :S], cache_v[:, :, :S]
     limits = torch.tensor([[5, 6, 7], [37, 38, 39]])
     assert close(kernels.attention(q, k, v, limits), reference(kernels.attention, q, k, v, limits), 1e-5)
+
+
+def test_kernels_run_on_every_thread_torch_is_given(ext):
+    # at::parallel_for is an OpenMP pragma in ATen's headers: a build without -fopenmp runs
+    # every native kernel on one thread, whatever torch.get_num_threads() says.
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert ext.parallel_workers() == 2
+        torch.set_num_threads(1)
+        assert ext.parallel_workers() == 1
+    finally:
+        torch.set_num_threads(before)
