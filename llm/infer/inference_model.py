@@ -186,6 +186,7 @@ class InferenceModel:
         # native kernel apply the causal rule from positions alone: query at p sees slots 0..p.
         by_position = cache is None or getattr(cache, "slot_is_position", False)
         limits = positions if cache is not None else torch.arange(T).expand(B, T)
+        attend = getattr(cache, "attend", None)
         x = self.tok_emb.rows(tokens)  # (B, T, D)
         for i, layer in enumerate(self.layers):
             h = kernels.rms_norm(x, layer.attn_norm, eps)
@@ -194,13 +195,16 @@ class InferenceModel:
             q = qkv[..., : H * E].view(B, T, H, E).transpose(1, 2)  # (B, H, T, E)
             k = qkv[..., H * E : (H + K) * E].view(B, T, K, E).transpose(1, 2)  # (B, K, T, E)
             v = qkv[..., (H + K) * E :].view(B, T, K, E).transpose(1, 2)  # (B, K, T, E)
-            mask = None
-            if cache is not None:
-                k, v, mask = cache.update(i, k, v, positions)  # (B, K, S, E) each
-            if by_position:
-                y = kernels.attention(q, k, v, limits)  # (B, T, H, E)
-            else:
-                y = _sdpa(q, k, v, mask)  # (B, T, H, E)
+            # A paged cache attends straight from its blocks (None: no native kernel, gather instead).
+            y = attend(i, q, k, v, positions) if attend is not None else None  # (B, T, H, E)
+            if y is None:
+                mask = None
+                if cache is not None:
+                    k, v, mask = cache.update(i, k, v, positions)  # (B, K, S, E) each
+                if by_position:
+                    y = kernels.attention(q, k, v, limits)  # (B, T, H, E)
+                else:
+                    y = _sdpa(q, k, v, mask)  # (B, T, H, E)
             x = x + layer.wo.matmul(y.reshape(B, T, H * E))
             h = kernels.rms_norm(x, layer.ffn_norm, eps)
             if layer.ffn is not None:

@@ -47,6 +47,7 @@ __all__ = [
     "silu_mul",
     "rope_",
     "attention",
+    "attention_paged",
 ]
 
 log = logging.getLogger(__name__)
@@ -276,3 +277,18 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, limits: torch.T
     mask = (torch.arange(S, device=q.device) <= limits.unsqueeze(-1)).unsqueeze(1)  # (B, 1, T, S)
     y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask, enable_gqa=k.shape[1] != H)
     return y.transpose(1, 2)  # (B, T, H, E)
+
+
+def attention_paged(
+    q: torch.Tensor, pool_k: torch.Tensor, pool_v: torch.Tensor, blocks: torch.Tensor, limits: torch.Tensor
+) -> torch.Tensor | None:
+    """`attention` reading K/V through a block table, without gathering them first.
+
+    pool_k/pool_v (blocks, block size, Kh, E) float32, blocks (B, n) int64: key j of row b is
+    slot j % block size of block blocks[b, j // block size]. Returns (B, T, H, E), or None when
+    the native kernels are not available (the caller gathers and uses `attention`).
+    """
+    ext = native_kernels() if q.shape[2] <= NATIVE_MAX_ROWS else None
+    if ext is None or not (q.dtype == pool_k.dtype == pool_v.dtype == torch.float32):
+        return None
+    return ext.attention_paged(q, pool_k, pool_v, blocks, limits)

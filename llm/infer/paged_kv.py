@@ -191,16 +191,42 @@ class PagedBatch:
         # Query at position p sees keys 0..p of its own row; keys past the row's length are padding.
         self._mask = (key_pos.view(1, 1, S) <= pos.unsqueeze(-1)).unsqueeze(1)  # (B, 1, T, S)
 
-    def update(
-        self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _store(self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor) -> None:
+        """Write the new keys/values (B, K, T, E) into their pool slots."""
         if self._positions is None or positions is not self._positions:
             self._plan(positions)
         B, K, T, E = k.shape
         blocks_k, blocks_v = self.cache.k[layer], self.cache.v[layer]  # (blocks, block size, K, E) each
         blocks_k.view(-1, K, E).index_copy_(0, self._write, k.transpose(1, 2).reshape(B * T, K, E).to(blocks_k.dtype))
         blocks_v.view(-1, K, E).index_copy_(0, self._write, v.transpose(1, 2).reshape(B * T, K, E).to(blocks_v.dtype))
+
+    def attend(
+        self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Store k/v, then attention (B, T, H, E) read straight from the blocks (query at p sees 0..p).
+
+        None when the native kernel cannot run; the keys/values are stored either way, so the
+        caller then attends over `gather(layer)`.
+        """
+        from llm.infer import kernels  # the kernels know nothing of caches; imported here to keep it that way
+
+        self._store(layer, k, v, positions)
+        limits = self._positions if self._positions.dim() == 2 else self._positions.unsqueeze(0).expand(q.shape[0], -1)
+        return kernels.attention_paged(q, self.cache.k[layer], self.cache.v[layer], self._read, limits)
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self._store(layer, k, v, positions)
+        k_all, v_all = self.gather(layer)
+        return k_all.to(k.dtype), v_all.to(v.dtype), self._mask
+
+    def gather(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (B, K, S, E) of every row, copied out of the blocks (slot j = position j)."""
+        blocks_k, blocks_v = self.cache.k[layer], self.cache.v[layer]
+        B = self._read.shape[0]
+        _, _, K, E = blocks_k.shape
         S = self._read.shape[1] * self.cache.block_size
         k_all = blocks_k[self._read].view(B, S, K, E).transpose(1, 2)  # (B, K, S, E)
         v_all = blocks_v[self._read].view(B, S, K, E).transpose(1, 2)
-        return k_all.to(k.dtype), v_all.to(v.dtype), self._mask
+        return k_all, v_all

@@ -14,6 +14,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("silu_mul", &silu_mul, "silu(gu[:, :F]) * gu[:, F:]");
   m.def("rope_", &rope_, "rotate interleaved pairs of the first n_heads heads of qkv in place");
   m.def("attention", &attention, "causal attention of few queries over a KV prefix");
+  m.def("attention_paged", &attention_paged, "the same attention reading K/V through a block table");
   m.def("isa", &isa, "instruction set the kernels were compiled for");
   m.def("parallel_workers", &parallel_workers, "threads one at::parallel_for actually runs on");
 }

@@ -170,22 +170,21 @@ void rope_(at::Tensor& qkv, const at::Tensor& positions, const at::Tensor& cos, 
   }
 }
 
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& limits) {
-  check_f32(q, "q");
-  check_f32(k, "k");
-  check_f32(v, "v");
-  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.sizes() == k.sizes(), "q (B, H, T, E), k/v (B, Kh, S, E)");
+namespace {
+
+// The shared loop of both attention entry points. `rows(b, kh)` gives a locator whose
+// `key(j)` / `value(j)` point at key/value row j of sequence b, KV head kh; the sums run in the
+// same order for either storage, so contiguous and paged K/V give identical results.
+template <typename Rows>
+at::Tensor attend(const at::Tensor& q, const at::Tensor& limits, int64_t Kh, int64_t S, const Rows& rows) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), E = q.size(3);
-  const int64_t Kh = k.size(1), S = k.size(2);
-  TORCH_CHECK(k.size(0) == B && k.size(3) == E && H % Kh == 0, "k/v do not match q");
+  TORCH_CHECK(H % Kh == 0, "query heads must be a multiple of KV heads");
   TORCH_CHECK(limits.dim() == 2 && limits.size(0) == B && limits.size(1) == T && limits.scalar_type() == at::kLong,
               "limits must be int64 (B, T)");
   const auto lim = limits.contiguous();
   const int64_t* lp = lim.data_ptr<int64_t>();
   at::Tensor out = at::empty({B, T, H, E}, q.options());
   const float* qp = q.data_ptr<float>();
-  const float* kp = k.data_ptr<float>();
-  const float* vp = v.data_ptr<float>();
   float* op = out.data_ptr<float>();
   const int64_t rep = H / Kh;
   const float scale = 1.f / std::sqrt(static_cast<float>(E));
@@ -201,24 +200,74 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
       }
       const float* qr = qp + b * q.stride(0) + h * q.stride(1) + t * q.stride(2);
       for (int64_t e = 0; e < E; ++e) qs[e] = qr[e] * scale;
-      const float* kb = kp + b * k.stride(0) + (h / rep) * k.stride(1);
-      const float* vb = vp + b * v.stride(0) + (h / rep) * v.stride(1);
+      const auto kv = rows(b, h / rep);
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t j = 0; j < len; ++j) {
-        scores[j] = dot(qs.data(), kb + j * k.stride(2), E);
+        scores[j] = dot(qs.data(), kv.key(j), E);
         m = std::max(m, scores[j]);
       }
       const float inv_sum = 1.f / exp_shifted_(scores.data(), len, m);
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t j = 0; j < len; ++j) {
         const float pj = scores[j];
-        const float* vr = vb + j * v.stride(2);
+        const float* vr = kv.value(j);
         for (int64_t e = 0; e < E; ++e) acc[e] += pj * vr[e];
       }
       for (int64_t e = 0; e < E; ++e) o[e] = acc[e] * inv_sum;
     }
   });
   return out;
+}
+
+struct ContiguousRows {
+  const float* kb; const float* vb; int64_t ks, vs;
+  const float* key(int64_t j) const { return kb + j * ks; }
+  const float* value(int64_t j) const { return vb + j * vs; }
+};
+
+struct PagedRows {
+  const float* kp; const float* vp; const int64_t* blocks; int64_t block_size, row;  // row = Kh * E
+  int64_t kh_off;
+  const float* at(const float* pool, int64_t j) const {
+    return pool + (blocks[j / block_size] * block_size + j % block_size) * row + kh_off;
+  }
+  const float* key(int64_t j) const { return at(kp, j); }
+  const float* value(int64_t j) const { return at(vp, j); }
+};
+
+}  // namespace
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& limits) {
+  check_f32(q, "q");
+  check_f32(k, "k");
+  check_f32(v, "v");
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.sizes() == k.sizes(), "q (B, H, T, E), k/v (B, Kh, S, E)");
+  TORCH_CHECK(k.size(0) == q.size(0) && k.size(3) == q.size(3), "k/v do not match q");
+  const float* kp = k.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  return attend(q, limits, k.size(1), k.size(2), [&](int64_t b, int64_t kh) {
+    return ContiguousRows{kp + b * k.stride(0) + kh * k.stride(1), vp + b * v.stride(0) + kh * v.stride(1),
+                          k.stride(2), v.stride(2)};
+  });
+}
+
+at::Tensor attention_paged(const at::Tensor& q, const at::Tensor& pool_k, const at::Tensor& pool_v,
+                           const at::Tensor& blocks, const at::Tensor& limits) {
+  check_f32(q, "q");
+  TORCH_CHECK(pool_k.scalar_type() == at::kFloat && pool_v.scalar_type() == at::kFloat && pool_k.is_contiguous() &&
+                  pool_v.is_contiguous() && pool_k.dim() == 4 && pool_v.sizes() == pool_k.sizes(),
+              "pools must be contiguous float32 (blocks, block size, Kh, E)");
+  TORCH_CHECK(q.dim() == 4 && pool_k.size(3) == q.size(3), "q (B, H, T, E) does not match the pools");
+  TORCH_CHECK(blocks.dim() == 2 && blocks.size(0) == q.size(0) && blocks.scalar_type() == at::kLong &&
+                  blocks.is_contiguous(),
+              "blocks must be contiguous int64 (B, blocks per row)");
+  const int64_t bs = pool_k.size(1), Kh = pool_k.size(2), E = pool_k.size(3), nb = blocks.size(1);
+  const int64_t* bp = blocks.data_ptr<int64_t>();
+  const float* kp = pool_k.data_ptr<float>();
+  const float* vp = pool_v.data_ptr<float>();
+  return attend(q, limits, Kh, nb * bs, [&](int64_t b, int64_t kh) {
+    return PagedRows{kp, vp, bp + b * nb, bs, Kh * E, kh * E};
+  });
 }
 
 // How many threads one at::parallel_for really runs on. It is an OpenMP pragma in ATen's

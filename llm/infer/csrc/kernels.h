@@ -26,6 +26,10 @@ void rope_(at::Tensor& qkv, const at::Tensor& positions, const at::Tensor& cos, 
 // Causal attention for few queries: q (B, H, T, E), k/v (B, Kh, S, E) with H a multiple of Kh;
 // query (b, t) attends keys 0..limits[b, t]. Returns (B, T, H, E).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& limits);
+// The same over a paged pool: pool_k/pool_v (blocks, block size, Kh, E), blocks (B, n) the block
+// table of each row (key j of row b is slot j % block size of block blocks[b, j / block size]).
+at::Tensor attention_paged(const at::Tensor& q, const at::Tensor& pool_k, const at::Tensor& pool_v,
+                           const at::Tensor& blocks, const at::Tensor& limits);
 
 std::string isa();
 int64_t parallel_workers();

@@ -107,3 +107,32 @@ def test_freed_blocks_are_reused_by_the_next_sequence():
     cache.free(0)
     cache.reserve(1, 6)
     assert sorted(cache.tables[1]) == sorted(blocks) and cache.num_free_blocks == 0
+
+
+def test_native_attention_reads_the_blocks_like_the_gathered_copy():
+    from llm.infer import kernels
+
+    if kernels.native_kernels() is None:
+        pytest.skip("native kernels not available")
+    torch.manual_seed(0)
+    cache = PagedKVCache(n_layers=1, n_kv_heads=2, head_dim=8, num_blocks=12, block_size=4)
+    lengths = {3: 9, 5: 2, 8: 14}  # rows of different lengths, blocks handed out interleaved
+    for n in range(1, 15):
+        for sid, length in lengths.items():
+            if n <= length:
+                cache.reserve(sid, n)
+    cache.k.normal_()
+    cache.v.normal_()
+    ids = list(lengths)
+    positions = torch.tensor([[lengths[s] - 2, lengths[s] - 1] for s in ids])  # (B, T=2): two new tokens per row
+    q = torch.randn(3, 4, 2, 8)  # (B, H, T, E), 2 query heads per KV head
+    k_new, v_new = torch.randn(3, 2, 2, 8), torch.randn(3, 2, 2, 8)  # (B, K, T, E)
+
+    paged = cache.batch(ids).attend(0, q, k_new, v_new, positions)  # (B, T, H, E)
+    view = cache.batch(ids)
+    k_all, v_all, _ = view.update(0, k_new, v_new, positions)  # the same store, then a gathered copy
+    gathered = kernels.attention(q, k_all.contiguous(), v_all.contiguous(), positions)
+    assert paged is not None and torch.equal(paged, gathered)
+    with kernels.force_reference():  # and both agree with masked SDPA
+        ref = kernels.attention(q, k_all, v_all, positions)
+    assert torch.allclose(paged, ref, atol=1e-5)
