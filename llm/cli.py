@@ -7,6 +7,7 @@ Subsystems (training, data, inference, serving) register their own command group
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Optional
@@ -181,9 +182,10 @@ def tokenizer_train(
 
 def _register_subcommands() -> None:
     """Command groups owned by subsystems: each `commands` module exposes `register(app, bench_app)`."""
-    __import__("llm.train.commands", fromlist=["register"]).register(app, bench_app)  # data, train, experiment, plot, bench train|matmul
-    __import__("llm.serve.commands", fromlist=["register"]).register(app, bench_app)
-    __import__("llm.infer.commands", fromlist=["register"]).register(app, bench_app)  # quantize, eval ppl, bench decode|quant|context
+    # train: data, train, experiment, plot, bench train|matmul; serve: serve, bench serve;
+    # infer: quantize, eval ppl, bench decode|quant|context
+    for module in ("llm.train.commands", "llm.serve.commands", "llm.infer.commands"):
+        importlib.import_module(module).register(app, bench_app)
 
 
 _register_subcommands()

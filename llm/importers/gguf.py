@@ -19,7 +19,7 @@ from llm.config import ModelConfig
 from llm.errors import UnsupportedModel
 from llm.importers.bytelevel import GPT2_PATTERN, LLAMA_BPE_DIGITS_PATTERN, tokenizer_from_bytelevel
 
-__all__ = ["import_gguf", "read_gguf"]
+__all__ = ["import_gguf", "read_gguf", "config_from_gguf", "tokenizer_from_gguf"]
 
 SUPPORTED_TYPES = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}
 # GGUF pre-tokenizer names → split regex.

@@ -195,9 +195,9 @@ class InferenceModel:
             q = qkv[..., : H * E].view(B, T, H, E).transpose(1, 2)  # (B, H, T, E)
             k = qkv[..., H * E : (H + K) * E].view(B, T, K, E).transpose(1, 2)  # (B, K, T, E)
             v = qkv[..., (H + K) * E :].view(B, T, K, E).transpose(1, 2)  # (B, K, T, E)
-            # A paged cache attends straight from its blocks (None: no native kernel, gather instead).
-            y = attend(i, q, k, v, positions) if attend is not None else None  # (B, T, H, E)
-            if y is None:
+            if attend is not None:  # a paged cache attends straight from its blocks
+                y = attend(i, q, k, v, positions)  # (B, T, H, E)
+            else:
                 mask = None
                 if cache is not None:
                     k, v, mask = cache.update(i, k, v, positions)  # (B, K, S, E) each

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 # Up to this many rows of x go to the native kernels; more rows are a GEMM, where dequantize +
 # the stock float matmul catches up (measured on 2 AVX-512 cores: native is 1.5-2.5x faster
-# for float weights up to 256 rows and for int8/int4 up to ~256; even at ~1,024).
+# up to 256 rows for float, int8 and int4 weights; the two break even near 1,024 rows).
 NATIVE_MAX_ROWS = 256
 
 _CSRC = Path(__file__).parent / "csrc"
@@ -286,7 +286,7 @@ def attention_paged(
 
     pool_k/pool_v (blocks, block size, Kh, E) float32, blocks (B, n) int64: key j of row b is
     slot j % block size of block blocks[b, j // block size]. Returns (B, T, H, E), or None when
-    the native kernels are not available (the caller gathers and uses `attention`).
+    the native kernels are not available (the caller then gathers and uses `attention`).
     """
     ext = native_kernels() if q.shape[2] <= NATIVE_MAX_ROWS else None
     if ext is None or not (q.dtype == pool_k.dtype == pool_v.dtype == torch.float32):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from llm.errors import InferenceError
+from llm.infer import kernels
 
 __all__ = ["BlockAllocator", "PagedKVCache", "PagedBatch", "OutOfBlocks"]
 
@@ -202,17 +203,18 @@ class PagedBatch:
 
     def attend(
         self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor
-    ) -> torch.Tensor | None:
-        """Store k/v, then attention (B, T, H, E) read straight from the blocks (query at p sees 0..p).
+    ) -> torch.Tensor:
+        """Store k/v (B, K, T, E), then attention (B, T, H, E) for queries q (B, H, T, E) at positions (B, T).
 
-        None when the native kernel cannot run; the keys/values are stored either way, so the
-        caller then attends over `gather(layer)`.
+        The native kernel reads keys/values straight from the blocks; without it they are
+        gathered and attended as usual. Query at position p sees keys 0..p of its row.
         """
-        from llm.infer import kernels  # the kernels know nothing of caches; imported here to keep it that way
-
         self._store(layer, k, v, positions)
-        limits = self._positions if self._positions.dim() == 2 else self._positions.unsqueeze(0).expand(q.shape[0], -1)
-        return kernels.attention_paged(q, self.cache.k[layer], self.cache.v[layer], self._read, limits)
+        y = kernels.attention_paged(q, self.cache.k[layer], self.cache.v[layer], self._read, positions)
+        if y is None:
+            k_all, v_all = self.gather(layer)
+            y = kernels.attention(q, k_all.to(q.dtype), v_all.to(q.dtype), positions)
+        return y
 
     def update(
         self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor

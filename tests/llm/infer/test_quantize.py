@@ -118,3 +118,14 @@ def test_gguf_import_keeps_the_files_bits(tmp_path):
     a = InferenceModel.from_gpt(flt.model)(ids, torch.arange(ids.shape[1]))
     b = InferenceModel.from_gpt(kept.model)(ids, torch.arange(ids.shape[1]))
     assert torch.equal(a.argmax(-1), b.argmax(-1)) and (a - b).abs().max() < 0.05 * a.abs().max()
+
+
+def test_plain_checkpoint_loader_names_the_loader_for_a_quantized_dir(nano_checkpoint, tmp_path):
+    from llm.checkpoint import load_checkpoint
+    from llm.errors import CheckpointError
+    from llm.generation import load_model
+
+    out = quantize_checkpoint(nano_checkpoint, tmp_path / "q8", QuantConfig(8))
+    with pytest.raises(CheckpointError, match="quantized checkpoint.*llm.generation.load_model"):
+        load_checkpoint(out)
+    assert is_quantized_checkpoint(load_model(str(out)).path)  # the general loader takes it
