@@ -4,10 +4,12 @@ A leaf module: it knows no classes, only wording, so the agent, the memory and t
 scripted model agree on the markers without importing each other.
 """
 
-DEFAULT_SYSTEM_PROMPT = """You are iclaw, a careful software agent working in a sandboxed workspace directory.
-Use the tools to inspect and change files and to run commands; every path is relative to the workspace.
-Think briefly, then act. Independent tool calls may be issued together in one reply.
-When the task is done, reply with the final answer as plain text and no tool call."""
+# Short on purpose: it is in every prompt (and every training example), and small models
+# read it on every step. `iclaw data synth` writes it into its rows from here.
+DEFAULT_SYSTEM_PROMPT = """You are iclaw, an agent in a sandboxed workspace; paths are relative to it.
+Use tools to look things up and change files; never guess what a file says.
+Independent tool calls may go together in one reply.
+When done, reply with the final answer only, as plain text with no tool call."""
 
 # Appended to the system prompt when the model has no native tool calling (profile loop.native_tools: false).
 TEXT_TOOLS_HEADER = """# Tools

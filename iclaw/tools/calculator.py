@@ -53,7 +53,7 @@ _FUNCTIONS = {
 
 class CalculatorArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    expression: str = Field(description="Arithmetic expression, e.g. '17*23' or 'sqrt(2)/3'.")
+    expression: str = Field(description="e.g. 17*23 or sqrt(2)/3")
 
 
 def evaluate(expression: str) -> int | float:
@@ -112,4 +112,4 @@ def calculator_tool() -> Tool:
     async def calculator(args: CalculatorArgs) -> str:
         return _format(evaluate(args.expression))
 
-    return Tool("calculator", "Evaluate an arithmetic expression exactly (no code execution).", calculator, CalculatorArgs)
+    return Tool("calculator", "Evaluate an arithmetic expression exactly.", calculator, CalculatorArgs)

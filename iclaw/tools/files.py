@@ -27,25 +27,25 @@ class _Args(BaseModel):
 
 
 class ReadFileArgs(_Args):
-    path: str = Field(description="File path relative to the workspace.")
-    start_line: int = Field(1, ge=1, description="First line to return (1-based).")
-    end_line: int | None = Field(None, ge=1, description="Last line to return (inclusive); default: end of file.")
+    path: str
+    start_line: int = Field(1, ge=1)
+    end_line: int | None = Field(None, ge=1)
 
 
 class WriteFileArgs(_Args):
-    path: str = Field(description="File path relative to the workspace; parent directories are created.")
-    content: str = Field(description="The complete new content of the file.")
+    path: str
+    content: str
 
 
 class EditFileArgs(_Args):
-    path: str = Field(description="File path relative to the workspace.")
-    search: str = Field(description="Exact text to replace; must occur exactly once in the file.")
-    replace: str = Field(description="Replacement text.")
+    path: str
+    search: str = Field(description="Exact text; must occur once.")
+    replace: str
 
 
 class ListDirArgs(_Args):
-    path: str = Field(".", description="Directory relative to the workspace.")
-    depth: int = Field(1, ge=1, le=4, description="How many directory levels to show.")
+    path: str = "."
+    depth: int = Field(1, ge=1, le=4)
 
 
 def _read_text(path: Path, shown: str) -> str:
@@ -133,14 +133,14 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
     return [
         Tool(
             "read_file",
-            "Read a text file from the workspace, optionally a range of lines.",
+            "Read a text file, or only lines start_line to end_line (inclusive).",
             read_file,
             ReadFileArgs,
             resource=lambda a: _key(ws, a.path),
         ),
-        _writer(ws, "write_file", "Create or overwrite a file in the workspace with the given content.", write_file, WriteFileArgs),
-        _writer(ws, "edit_file", "Replace one exact, unique occurrence of `search` with `replace` in a file.", edit_file, EditFileArgs),
-        Tool("list_dir", "List a directory of the workspace (files with sizes, directories with a slash).", list_dir, ListDirArgs),
+        _writer(ws, "write_file", "Create or overwrite a file.", write_file, WriteFileArgs),
+        _writer(ws, "edit_file", "Replace the one exact occurrence of search with replace in a file.", edit_file, EditFileArgs),
+        Tool("list_dir", "List a directory (file sizes; directories end in /).", list_dir, ListDirArgs),
     ]
 
 

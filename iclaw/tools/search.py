@@ -27,16 +27,16 @@ _MAX_FILE_BYTES = 2_000_000
 
 class GlobArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pattern: str = Field(description="Glob pattern relative to the workspace, e.g. '**/*.py'.")
+    pattern: str = Field(description="e.g. **/*.py")
 
 
 class GrepArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pattern: str = Field(description="Regular expression (Python syntax) to search for.")
-    path: str = Field(".", description="File or directory to search, relative to the workspace.")
-    glob: str | None = Field(None, description="Only search files whose name matches this glob, e.g. '*.py'.")
-    ignore_case: bool = Field(False, description="Match case-insensitively.")
-    max_matches: int = Field(100, ge=1, le=1000, description="Stop after this many matching lines.")
+    pattern: str = Field(description="Python regex.")
+    path: str = "."
+    glob: str | None = Field(None, description="File name filter, e.g. *.py")
+    ignore_case: bool = False
+    max_matches: int = Field(100, ge=1, le=1000)
 
 
 def _files(ws: Workspace, start: Path) -> list[Path]:
@@ -105,6 +105,6 @@ def search_tools(ctx: ToolContext) -> list[Tool]:
         return await anyio.to_thread.run_sync(_grep, ws, args, abandon_on_cancel=True)
 
     return [
-        Tool("glob", "Find files in the workspace whose path matches a glob pattern.", glob, GlobArgs),
-        Tool("grep", "Search file contents in the workspace with a regular expression; prints path:line: text.", grep, GrepArgs),
+        Tool("glob", "Find files whose path matches a glob pattern.", glob, GlobArgs),
+        Tool("grep", "Search file contents for a regex; prints path:line: text.", grep, GrepArgs),
     ]

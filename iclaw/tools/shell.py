@@ -33,14 +33,14 @@ _SYSTEM_FILES = ("/dev/null", "/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/
 
 class RunShellArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    command: str = Field(description="A bash command, run with the workspace as the working directory.")
-    timeout_s: float | None = Field(None, gt=0, description="Seconds before the command is killed (capped by the agent's limit).")
+    command: str
+    timeout_s: float | None = Field(None, gt=0)
 
 
 class RunPythonArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(description="Python source to run as a script; print what you want to see.")
-    timeout_s: float | None = Field(None, gt=0, description="Seconds before the script is killed (capped by the agent's limit).")
+    code: str = Field(description="A script; print what you need.")
+    timeout_s: float | None = Field(None, gt=0)
 
 
 def screen_command(command: str, workspace: Workspace) -> None:
@@ -96,7 +96,7 @@ def command_tools(ctx: ToolContext, default_timeout_s: float = 60.0) -> list[Too
     return [
         Tool(
             "run_shell",
-            "Run a bash command in the workspace; returns the exit code and output (head and tail if long).",
+            "Run a bash command in the workspace; returns the exit code and output.",
             run_shell,
             RunShellArgs,
             read_only=False,
@@ -104,7 +104,7 @@ def command_tools(ctx: ToolContext, default_timeout_s: float = 60.0) -> list[Too
         ),
         Tool(
             "run_python",
-            "Run a Python script in the workspace; returns the exit code and printed output.",
+            "Run Python code in the workspace; returns the exit code and output.",
             run_python,
             RunPythonArgs,
             read_only=False,

@@ -67,10 +67,10 @@ class Tool:
     parameters_schema: dict | None = field(default=None, repr=False)
 
     def parameters(self) -> dict:
-        """JSON schema of the arguments (titles stripped: they only cost tokens)."""
+        """JSON schema of the arguments, compacted: every token of it is in every prompt."""
         if self.parameters_schema is not None:
             return self.parameters_schema
-        return _strip_titles(self.args_model.model_json_schema())
+        return _compact(self.args_model.model_json_schema())
 
     def schema(self) -> dict:
         """The OpenAI `tools` entry for this tool."""
@@ -80,12 +80,27 @@ class Tool:
         }
 
 
-def _strip_titles(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _strip_titles(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
+_DROPPED_KEYS = {"additionalProperties", "default", "minimum", "maximum", "exclusiveMinimum"}
+
+
+def _compact(node: Any) -> Any:
+    """Keep names, types, `required` and descriptions; drop titles, `additionalProperties`,
+    defaults, numeric bounds and the `null` branch of optional fields (a field outside
+    `required` may be left out). The pydantic model still validates every call strictly,
+    and its error message for a rejected call names the broken bound."""
     if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
-    return node
+        return [_compact(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED_KEYS or (key == "title" and isinstance(value, str)):
+            continue
+        if key == "anyOf" and isinstance(value, list) and {"type": "null"} in value and len(value) == 2:
+            out.update(_compact(next(v for v in value if v != {"type": "null"})))
+            continue
+        out[key] = _compact(value)
+    return out
 
 
 def classify_message(message: str) -> str:
