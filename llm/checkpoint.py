@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from llm.config import ModelConfig, format_validation_error
 from llm.errors import CheckpointError, TokenizerError
+from llm.lora import adapter_state, base_state, merge_adapter_into_state
 from llm.model import GPT, precompute_rope
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ __all__ = [
     "load_checkpoint",
     "load_config",
     "load_state_dict",
+    "load_merged_state_dict",
+    "ADAPTER_FILE",
     "make_meta",
     "is_checkpoint",
     "atomic_write_text",
@@ -44,6 +47,7 @@ __all__ = [
 ]
 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "meta.json")
+ADAPTER_FILE = "adapter.safetensors"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -115,7 +119,8 @@ def save_checkpoint(
     """Write a checkpoint directory atomically and return its path.
 
     `model` is a GPT or a state dict (e.g. a quantized one). `extra_files` maps a file name to
-    a writer called with the temp directory (used for train_state.pt).
+    a writer called with the temp directory (used for train_state.pt). LoRA tensors
+    (`*.lora_A`, `*.lora_B`) go to adapter.safetensors; `config.adapter` must describe them.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +133,11 @@ def save_checkpoint(
         if config.tie_embeddings:
             state.pop("lm_head.weight", None)  # shared with tok_emb.weight; safetensors refuses aliases
         state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-        save_file(state, str(tmp / "model.safetensors"))
+        adapter = adapter_state(state)
+        if adapter:
+            assert config.adapter is not None, "LoRA tensors need config.adapter"
+            save_file(adapter, str(tmp / ADAPTER_FILE))
+        save_file(base_state(state), str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(config.model_dump_json(indent=2))
         tokenizer.save(tmp)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -191,12 +200,31 @@ def load_config(path: str | Path) -> ModelConfig:
         raise CheckpointError(format_validation_error(exc, str(f))) from exc
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    f = Path(path) / "model.safetensors"
+def _load_tensors(f: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(f))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{f}: corrupt or unreadable safetensors file ({exc})") from exc
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The saved tensors as they are: base weights plus, for a LoRA checkpoint, the unmerged adapter."""
+    path = Path(path)
+    state = _load_tensors(path / "model.safetensors")
+    if (path / ADAPTER_FILE).exists():
+        state.update(_load_tensors(path / ADAPTER_FILE))
+    return state
+
+
+def load_merged_state_dict(path: str | Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Plain weights: the adapter (if the checkpoint has one) folded into the base weights."""
+    state = load_state_dict(path)
+    if config.adapter is None:
+        return state
+    adapter = adapter_state(state)
+    if not adapter:
+        raise CheckpointError(f"{path}: config.json names a LoRA adapter but {ADAPTER_FILE} is missing or empty")
+    return merge_adapter_into_state(base_state(state), adapter, config.adapter)
 
 
 def load_meta(path: Path) -> dict[str, Any]:
@@ -215,7 +243,8 @@ def load_checkpoint(
 
     path = Path(path)
     config = load_config(path)
-    state = load_state_dict(path)
+    state = load_merged_state_dict(path, config)
+    config = config.model_copy(update={"adapter": None})  # the returned model is plain: the adapter is merged
     meta = load_meta(path)
     if meta.get("quantization"):
         # Quantized modules live in llm.infer, which builds on this module, not the other way round.

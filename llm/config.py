@@ -14,9 +14,50 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from llm.errors import ConfigError
 
-__all__ = ["ModelConfig", "load_preset", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
+__all__ = ["ModelConfig", "AdapterConfig", "LORA_TARGETS", "load_preset", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
+
+
+# LoRA target short names -> the Linear modules they adapt in every block.
+LORA_TARGETS = {
+    "q": "attn.wq",
+    "k": "attn.wk",
+    "v": "attn.wv",
+    "o": "attn.wo",
+    "gate": "ffn.w_gate",
+    "up": "ffn.w_up",
+    "down": "ffn.w_down",
+}
+
+
+class AdapterConfig(BaseModel):
+    """A LoRA adapter stored beside the base weights (`adapter.safetensors`).
+
+    LoRA (Hu et al. 2021, §4.1): W' = W + (alpha / rank) * B @ A with A (rank, in) and
+    B (out, rank); B starts at zero so training starts from the base model exactly.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["lora"] = "lora"
+    rank: int
+    alpha: float
+    targets: list[str]
+    base: str | None = None  # the checkpoint the adapter was trained on (provenance)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AdapterConfig":
+        if self.rank < 1:
+            raise ValueError(f"adapter rank must be >= 1, got {self.rank}")
+        unknown = [t for t in self.targets if t not in LORA_TARGETS]
+        if unknown or not self.targets:
+            raise ValueError(f"adapter targets {unknown or '[]'} invalid; choose from {', '.join(LORA_TARGETS)}")
+        return self
+
+    @property
+    def scale(self) -> float:
+        return self.alpha / self.rank
 
 
 class ModelConfig(BaseModel):
@@ -45,6 +86,7 @@ class ModelConfig(BaseModel):
     chat_template: str = "chatml"
     default_system: str | None = None  # system prompt the chat template inserts when none is given
     eos_token: str = "<|im_end|>"
+    adapter: AdapterConfig | None = None  # a LoRA adapter the loaders merge into the weights
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "ModelConfig":

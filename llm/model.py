@@ -87,6 +87,7 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         positions: torch.Tensor,
         kv_cache: KVCacheLike | None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x.shape
         q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, E)
@@ -94,7 +95,7 @@ class Attention(nn.Module):
         v = self.wv(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)  # (B, K, T, E)
         q = apply_rope(q, cos, sin, self.rope_style)
         k = apply_rope(k, cos, sin, self.rope_style)
-        mask = None
+        mask = attn_mask  # (B, 1, T, T) from packed training, or None
         if kv_cache is not None:
             k, v, mask = kv_cache.update(self.layer, k, v, positions)  # (B, K, S, E) each
         if self.n_kv != self.n_heads:
@@ -137,8 +138,8 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.ffn = FeedForward(cfg)
 
-    def forward(self, x, cos, sin, positions, kv_cache):
-        x = x + self.attn(self.attn_norm(x), cos, sin, positions, kv_cache)
+    def forward(self, x, cos, sin, positions, kv_cache, attn_mask=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, positions, kv_cache, attn_mask)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -179,12 +180,19 @@ class GPT(nn.Module):
         positions: torch.Tensor | None = None,
         kv_cache: KVCacheLike | None = None,
         last_only: bool = False,
+        doc_ids: torch.Tensor | None = None,
+        hidden_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, V) and, when `targets` is given, the mean cross-entropy.
 
         `targets` uses -1 for positions to ignore; `loss_mask` (B, T) of 0/1 further restricts
         the loss (e.g. assistant tokens only in SFT). `positions` (B, T) or (T,) defaults to
         0..T-1. `last_only` computes logits for the last position only (decode/prefill).
+        `doc_ids` (B, T) marks the documents of a packed row: attention stays causal and
+        within one document, so packed examples never see each other (pass `positions` that
+        restart at 0 for each document too). `hidden_only` returns the final normed hidden
+        states (B, T, D) instead of logits, so a loss over a few positions can apply
+        `lm_head` to those alone (the output head is ~20% of a small model's FLOPs).
         """
         B, T = idx.shape
         if positions is None:
@@ -196,10 +204,17 @@ class GPT(nn.Module):
         pos2d = positions if positions.dim() == 2 else positions.unsqueeze(0)  # (B or 1, T)
         cos = self.rope_cos[pos2d].unsqueeze(1)  # (B or 1, 1, T, E/2)
         sin = self.rope_sin[pos2d].unsqueeze(1)
+        attn_mask = None
+        if doc_ids is not None:
+            same_doc = doc_ids.unsqueeze(-1) == doc_ids.unsqueeze(-2)  # (B, T, T)
+            causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
+            attn_mask = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
         x = self.tok_emb(idx)  # (B, T, D)
         for block in self.blocks:
-            x = block(x, cos, sin, positions, kv_cache)
+            x = block(x, cos, sin, positions, kv_cache, attn_mask)
         x = self.norm(x)
+        if hidden_only:
+            return x, None
         if last_only and targets is None:
             x = x[:, -1:, :]  # (B, 1, D)
         logits = self.lm_head(x)  # (B, T, V)

@@ -14,7 +14,7 @@ import typer
 
 __all__ = ["register", "train_app"]
 
-train_app = typer.Typer(help="Train models: pretraining now; SFT and DPO share the same loop.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models: pretraining, SFT and DPO (one shared loop).", no_args_is_help=True)
 
 
 def _shortcuts(**values: object) -> list[str]:
@@ -146,8 +146,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add `data`, `train`, `experiment`, `plot` and `bench train|matmul` to the `llm` app."""
     from llm.data.commands import register as register_data
     from llm.experiments.commands import register as register_experiments
+    from llm.train.finetune_commands import register as register_finetune
 
     register_data(app, bench_app)
+    register_finetune(train_app, app)
     app.add_typer(train_app, name="train")
     app.command("plot")(plot_cmd)
     bench_app.command("train")(bench_train_cmd)

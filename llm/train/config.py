@@ -46,13 +46,14 @@ class ModelSection(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     preset: str = "nano"
+    checkpoint: str | None = None  # SFT/DPO: the checkpoint (path or pulled name) to start from
 
     @model_validator(mode="after")
     def _known_fields(self) -> "ModelSection":
         unknown = sorted(set(self.model_extra or {}) - set(ModelConfig.model_fields))
         if unknown:
             raise ValueError(
-                f"unknown model field(s) {', '.join(unknown)}; valid: preset, {', '.join(ModelConfig.model_fields)}"
+                f"unknown model field(s) {', '.join(unknown)}; valid: preset, checkpoint, {', '.join(ModelConfig.model_fields)}"
             )
         return self
 
@@ -66,7 +67,13 @@ class ModelSection(BaseModel):
 
 
 class DataSection(_Section):
-    dir: Path | None = None  # a directory written by `llm data prepare`
+    dir: Path | None = None  # pretraining: a directory written by `llm data prepare`
+    # SFT/DPO: a JSON/JSONL/Parquet file or a hub dataset name, in one of the row formats
+    path: str | None = None
+    format: str | None = None  # sft: messages|sharegpt|alpaca; dpo: pairs|hh-rlhf|ultrafeedback
+    val_fraction: float = Field(0.05, ge=0, lt=1)  # rows held back for validation loss
+    skip_bad: bool = False  # leave out invalid rows (counted and reported) instead of stopping
+    packing: bool = True  # SFT: best-fit packing into seq_len rows; false = one example per row, padded
 
 
 class TrainSection(_Section):
@@ -85,6 +92,7 @@ class TrainSection(_Section):
     grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
     max_steps: int | None = Field(200, ge=1)
     max_tokens: int | None = Field(None, ge=1)  # if set, overrides max_steps
+    epochs: float | None = Field(None, gt=0)  # SFT/DPO: passes over the training rows; wins over max_steps
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast; weights and optimizer stay float32
     seed: int = 1337
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -107,6 +115,19 @@ class RunSection(_Section):
     wandb: bool = False
     resume: bool = True  # continue from runs/<name>/checkpoints/last when it exists
     progress: bool = True  # rich progress bar on a terminal
+    out: Path | None = None  # where the final checkpoint goes (default runs/<name>/checkpoints/final)
+
+
+class LoraSection(_Section):
+    rank: int = Field(0, ge=0)  # 0 = full fine-tune
+    alpha: float = Field(32.0, gt=0)
+    targets: list[str] = ["q", "k", "v", "o", "gate", "up", "down"]
+
+
+class DpoSection(_Section):
+    beta: float = Field(0.1, gt=0)
+    loss: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    precompute_ref: bool = False  # one reference pass up front, cached next to the data
 
 
 class TrainConfig(_Section):
@@ -116,6 +137,8 @@ class TrainConfig(_Section):
     eval: EvalSection = EvalSection()
     checkpoint: CheckpointSection = CheckpointSection()
     run: RunSection = RunSection()
+    lora: LoraSection = LoraSection()
+    dpo: DpoSection = DpoSection()
 
     def run_name(self) -> str:
         if self.run.name:
@@ -131,6 +154,8 @@ _SECTIONS = {
     "eval": EvalSection,
     "checkpoint": CheckpointSection,
     "run": RunSection,
+    "lora": LoraSection,
+    "dpo": DpoSection,
 }
 
 
@@ -149,9 +174,15 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read YAML (optional), apply `a.b=value` overrides, validate; errors name the file and the key."""
-    data: dict[str, Any] = {}
+def load_train_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, defaults: list[str] | None = None
+) -> TrainConfig:
+    """Read YAML (optional), apply `a.b=value` overrides, validate; errors name the file and the key.
+
+    `defaults` are a stage's own defaults (SFT's small LR, say): applied first, so the YAML
+    file and the overrides both win over them.
+    """
+    data: dict[str, Any] = apply_overrides({}, defaults) if defaults else {}
     source = "defaults"
     if path is not None:
         path = Path(path)
@@ -159,11 +190,12 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from exc
-        if not isinstance(data, dict):
+        if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping with sections {', '.join(_SECTIONS)}")
+        data = _deep_merge(data, loaded)
     if overrides:
         data = apply_overrides(data, overrides)
         source = "overrides" if path is None else source + " + overrides"
@@ -171,6 +203,13 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
         return TrainConfig(**data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_one_line(exc)}") from exc
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def dump_train_config(cfg: TrainConfig, model: ModelConfig | None = None) -> str:

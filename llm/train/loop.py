@@ -6,8 +6,9 @@ SIGINT/SIGTERM, exact resume, the progress bar, summary.json):
 
 - `batches(first_sample, size) -> Batch`: micro-batches addressed by a global sample index,
   so the data order is a function of (seed, samples seen) and resuming needs one integer;
-- `loss_fn(model, batch) -> loss_sum`: the summed loss of a micro-batch whose
-  `batch.n_targets` counts the targets it is summed over. The loop divides by the number
+- `loss_fn(model, batch) -> loss_sum` (or `(loss_sum, {metric: sum})`): the summed loss of
+  a micro-batch whose `batch.n_targets` counts the targets it is summed over; extra metric
+  sums (token accuracy, DPO rewards) are averaged over the same targets and logged. The loop divides by the number
   of targets in the whole global batch (all micro-batches of all ranks), so accumulation
   and DDP give the mean over exactly the same tokens as one big batch, masked losses included;
 - `evaluate(model) -> {"val_loss": ..., ...}`, run every `eval.every` steps.
@@ -56,7 +57,8 @@ class Batch(Protocol):
 
 
 BatchSource = Callable[[int, int], Batch]  # (first global sample index, batch size) -> Batch
-LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]  # summed loss over batch.n_targets targets
+# summed loss over batch.n_targets targets, optionally with metric sums over the same targets
+LossFn = Callable[[torch.nn.Module, Batch], "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"]
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
 
@@ -110,6 +112,7 @@ class TrainLoop:
         flops_per_token: float,
         peak_flops: float | None,
         meta_fields: dict[str, Any] | None = None,
+        target_rate_name: str | None = None,
     ) -> None:
         self.cfg, self.t = cfg, cfg.train
         self.model, self.model_config, self.tokenizer = model.to(dist.device), model_config, tokenizer
@@ -120,6 +123,9 @@ class TrainLoop:
         self.summary_fields = summary_fields
         self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
         self.meta_fields = meta_fields or {}
+        self.target_rate_name = target_rate_name  # e.g. "supervised_tok_per_s": targets/s in metrics.jsonl
+        self.last_metrics: dict[str, float] = {}  # the extra metric means of the last step
+        self.last_targets = 0.0  # targets of the last step (all ranks)
         self.optimizer = build_optimizer(self.model, self.t, dist.device)
         self.stats = RunStats()
         self.samples_per_step = self.t.batch_size * self.t.grad_accum * dist.world
@@ -202,15 +208,23 @@ class TrainLoop:
         n_global = self.dist.all_sum([float(n_local)])[0]
         scale = self.dist.world / max(n_global, 1.0)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.dist.device)  # one host sync per step
+        extra: dict[str, torch.Tensor] = {}
         for i, batch in enumerate(micro):
             sync = i == len(micro) - 1 or not self.dist.enabled
             ctx = contextlib.nullcontext() if sync else self.net.no_sync()
             with ctx:
                 with self._autocast():
-                    total = self.loss_fn(self.net, batch)
+                    out = self.loss_fn(self.net, batch)
+                total, metrics = out if isinstance(out, tuple) else (out, {})
                 (total * scale).backward()
             loss_sum += total.detach().double()
-        loss = self.dist.all_sum([loss_sum.item()])[0] / max(n_global, 1.0)
+            for k, v in metrics.items():
+                extra[k] = extra.get(k, 0.0) + v.detach().double()
+        names = sorted(extra)
+        sums = self.dist.all_sum([loss_sum.item()] + [float(extra[k]) for k in names])
+        loss = sums[0] / max(n_global, 1.0)
+        self.last_metrics = {k: v / max(n_global, 1.0) for k, v in zip(names, sums[1:])}
+        self.last_targets = n_global
         clip = self.t.grad_clip if self.t.grad_clip > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -249,7 +263,7 @@ class TrainLoop:
         status = "finished"
         start = time.perf_counter()
         segment_elapsed0 = self.stats.elapsed_seconds
-        window_t, window_tokens = time.perf_counter(), 0
+        window_t, window_tokens, window_targets = time.perf_counter(), 0, 0.0
         progress = TrainProgress(
             enabled=self.dist.is_main and self.cfg.run.progress,
             total=self.total_steps,
@@ -272,11 +286,13 @@ class TrainLoop:
                 self.stats.update(loss, grad_norm, self.samples_per_step, tokens, time.perf_counter() - t0)
                 self.stats.elapsed_seconds = segment_elapsed0 + time.perf_counter() - start
                 window_tokens += tokens
+                window_targets += self.last_targets
                 step = self.stats.step
                 if step % self.cfg.run.log_every == 0 or step == self.total_steps:
                     now = time.perf_counter()
                     tok_per_s = window_tokens / max(now - window_t, 1e-9)
-                    window_t, window_tokens = now, 0
+                    targets_per_s = window_targets / max(now - window_t, 1e-9)
+                    window_t, window_tokens, window_targets = now, 0, 0.0
                     row = {
                         "step": step,
                         "tokens": self.stats.tokens,
@@ -286,7 +302,10 @@ class TrainLoop:
                         "tok_per_s": tok_per_s,
                         "mfu": tok_per_s * self.flops_per_token / self.peak_flops if self.peak_flops else None,
                         "elapsed_s": self.stats.elapsed_seconds,
+                        **self.last_metrics,
                     }
+                    if self.target_rate_name:
+                        row[self.target_rate_name] = targets_per_s
                     if self.run is not None:
                         self.run.log_metrics(row)
                     progress.update(step, loss=loss, tok_per_s=tok_per_s)
@@ -313,4 +332,6 @@ class TrainLoop:
         return Path(self.cfg.run.dir) / self.cfg.run_name() / "checkpoints" / "last"
 
     def _final_path(self) -> Path:
+        if self.cfg.run.out is not None:
+            return Path(self.cfg.run.out)
         return Path(self.cfg.run.dir) / self.cfg.run_name() / "checkpoints" / "final"
