@@ -12,9 +12,15 @@ and the hidden files appear only after it has finished):
 The agent runs on its own event loop in a daemon thread (`run_isolated`), so a crash or a
 hang stays inside the attempt. Outcomes: `passed` / `failed` by the checks; `error` when
 the agent crashed, reported an internal error, or hung past its wall time plus a grace
-period (checks still run and are kept, but the attempt fails); `HarnessError` raised for what is not the agent's fault (an
-unreachable model, a failed setup, a server that refuses the credentials) — the runner
-retries it and records it as `harness_error`, never as a failure.
+period (checks still run and are kept, but the attempt fails).
+
+`HarnessError` (retried by the runner, recorded as `harness_error`, left out of every
+score) is raised only for what cannot be the agent's doing: steps 1-3, before the agent's
+first step, and the model transport — an unreachable model, or one that refuses the
+credentials (HTTP 401/403). Everything after the agent started is scored: hidden files
+that cannot be placed (the agent put a file where their directory goes) and a check that
+cannot run are failed checks carrying the reason, so no agent behaviour can take an
+attempt out of the score.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from iclaw.agent import Agent, Limits
-from iclaw.errors import IclawError, ModelUnreachable
+from iclaw.errors import IclawError, ModelError, ModelUnreachable
+from iclaw.model import ChatModel
 from iclaw.tools import Permissions, ToolRegistry, add_mock_tools, builtin_registry, inject_faults
 
 from evals.checks import CheckContext, CheckResult
@@ -36,7 +43,7 @@ from evals.errors import HarnessError
 from evals.sandbox import Sandbox
 from evals.store import ResultRecord
 from evals.task import Task
-from evals.versions import AgentVersion, ModelVersion
+from evals.versions import CREDENTIAL_STATUSES, AgentVersion, ModelVersion
 
 __all__ = ["Attempt", "run_attempt", "run_isolated", "AgentHung", "HANG_GRACE_S"]
 
@@ -107,6 +114,29 @@ class Attempt:
     trajectory_path: Path
 
 
+class _TransportWatch:
+    """The attempt's chat model, noting whether its endpoint refused the credentials.
+
+    The agent turns a model error into its own `error` status; a 401/403 is not the
+    agent's doing, so the harness must see it to record a harness error instead.
+    """
+
+    def __init__(self, model: ChatModel) -> None:
+        self._model = model
+        self.refused: ModelError | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    async def complete(self, messages: list[dict], tools: list[dict], **kwargs: Any) -> Any:
+        try:
+            return await self._model.complete(messages, tools, **kwargs)
+        except ModelError as exc:
+            if exc.status in CREDENTIAL_STATUSES:
+                self.refused = exc
+            raise
+
+
 def _registry(task: Task, attempt: Attempt, workspace: Path) -> ToolRegistry:
     prof = attempt.agent.profile.permissions
     # Nobody can answer an approval prompt during an eval: `ask` runs as `auto`; a
@@ -132,7 +162,7 @@ async def run_attempt(attempt: Attempt, env: dict[str, str], hang_grace_s: float
             registry = _registry(task, attempt, sandbox.workspace)
         except IclawError as exc:
             raise HarnessError(f"task {task.id!r}: cannot build its tools: {exc}", retryable=False) from exc
-        chat_model = attempt.model.chat_model(task)
+        chat_model = _TransportWatch(attempt.model.chat_model(task))
         limits = Limits(
             max_steps=task.limits.max_steps,
             wall_time_s=task.limits.wall_time_s,
@@ -168,20 +198,32 @@ async def run_attempt(attempt: Attempt, env: dict[str, str], hang_grace_s: float
                 record.error = result.error
         record.wall_s = time.monotonic() - started
 
-        try:
-            sandbox.reveal_hidden(task)
-        except OSError as exc:
-            raise HarnessError(f"task {task.id!r}: cannot copy its hidden files: {exc}") from exc
-        ctx.answer = record.answer
-        checks: list[CheckResult] = []
-        for check, baseline in zip(task.checks, baselines):
-            try:
-                checks.append(await check.evaluate(ctx, baseline))
-            except OSError as exc:
-                raise HarnessError(f"task {task.id!r}: check {check.type} could not run: {exc}") from exc
+        if chat_model.refused is not None:
+            raise HarnessError(
+                f"model {attempt.model.name!r} refused the credentials: {chat_model.refused}",
+                retryable=False, model_down=True,
+            ) from chat_model.refused
+
+        checks = await _evaluate(task, ctx, baselines, sandbox, record.answer)
         record.checks = [c.to_dict() for c in checks]
         crashed = record.agent_status in (None, "error")
         record.status = "error" if crashed else ("passed" if all(c.passed for c in checks) else "failed")
         return record
     finally:
         sandbox.remove()
+
+
+async def _evaluate(task: Task, ctx: CheckContext, baselines: list[Any], sandbox: Sandbox, answer: str | None) -> list[CheckResult]:
+    """Place the hidden files and run every check; whatever goes wrong is a failed check, never an exception."""
+    checks: list[CheckResult] = []
+    try:
+        sandbox.reveal_hidden(task)
+    except Exception as exc:  # noqa: BLE001 - e.g. a file where a hidden directory goes
+        checks.append(CheckResult("hidden", False, f"the hidden files could not be placed in the workspace: {exc}"))
+    ctx.answer = answer
+    for check, baseline in zip(task.checks, baselines):
+        try:
+            checks.append(await check.evaluate(ctx, baseline))
+        except Exception as exc:  # noqa: BLE001 - what the agent left behind broke the check: it fails
+            checks.append(CheckResult(check.type, False, f"the check could not run: {type(exc).__name__}: {exc}"))
+    return checks

@@ -8,8 +8,10 @@ Each check is a pydantic model (the `checks:` entries of a task YAML, told apart
 - `evaluate(ctx, baseline)` runs after the agent finished and the hidden files were copied
   in; it returns a `CheckResult` whose `detail` says why it passed or failed.
 
-Checks know the sandbox layout (`CheckContext`) and the final answer, nothing about the
-agent, the model or the store.
+Expectations come from the task and its fixtures, never from the workspace as the agent
+left it: code is run in a clean room (`evals.clean_room`) holding the candidate files and
+pristine copies of the tests. Checks know the sandbox layout (`CheckContext`) and the
+final answer, nothing about the agent, the model or the store.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from evals.clean_room import RoomError, RoomSpec, check_layout, clean_room, run_pytest
 from evals.file_spec import FileContent, RelPath, place_files
 from evals.shell import harness_env, run_shell
 from evals.snapshot import diff, snapshot
@@ -33,6 +36,7 @@ __all__ = [
     "AnswerCheck",
     "FileCheck",
     "CommandCheck",
+    "PytestCheck",
     "UnchangedCheck",
     "OutsideUntouchedCheck",
     "Check",
@@ -74,6 +78,10 @@ class _Check(BaseModel):
 
     async def evaluate(self, ctx: CheckContext, baseline: Any) -> CheckResult:
         raise NotImplementedError
+
+    def fixture_files(self) -> list[FileContent]:
+        """The fixture contents this check brings along (they are part of the task's digest)."""
+        return []
 
     def _result(self, passed: bool, detail: str) -> CheckResult:
         return CheckResult(type=self.type, passed=passed, detail=detail)  # type: ignore[attr-defined]
@@ -213,20 +221,83 @@ class FileCheck(_Check):
 
 
 class CommandCheck(_Check):
-    """A shell command, run in the workspace after hidden files are in, exits with `exit_code`."""
+    """A shell command exits with `exit_code`.
+
+    Without `room` it runs in the workspace after the hidden files are in (for commands
+    that inspect the workspace itself). With `room` it runs in a clean room holding only
+    the named workspace files and pristine fixture files, so nothing else the agent left
+    (a shadowing module, a config file) can take part.
+    """
 
     type: Literal["command"]
     run: str = Field(min_length=1)
     exit_code: int = 0
     timeout_s: float = Field(default=60.0, gt=0)
+    room: RoomSpec | None = None
+
+    def fixture_files(self) -> list[FileContent]:
+        return list(self.room.files.values()) if self.room else []
 
     async def evaluate(self, ctx: CheckContext, baseline: Any) -> CheckResult:
-        code, output = await run_shell(self.run, ctx.workspace, ctx.env, self.timeout_s)
+        if self.room is None:
+            code, output = await run_shell(self.run, ctx.workspace, ctx.env, self.timeout_s)
+        else:
+            try:
+                with clean_room(self.room, ctx.workspace) as room:
+                    code, output = await run_shell(self.run, room, ctx.env, self.timeout_s)
+            except RoomError as exc:
+                return self._result(False, f"`{self.run}` not run: {exc}")
         if code is None:
             return self._result(False, f"`{self.run}` timed out after {self.timeout_s:g}s\n{output}")
         passed = code == self.exit_code
         verdict = "ok" if passed else f"exit {code}, expected {self.exit_code}"
         return self._result(passed, f"`{self.run}`: {verdict}" + ("" if passed else f"\n{output}"))
+
+
+class PytestCheck(_Check):
+    """The task's pristine tests pass against the agent's code, in a clean room.
+
+    The room holds the workspace files named in `copy` (the candidate, without any config
+    file, conftest, shadowing module or bytecode) and the `tests` placed from the fixtures
+    (never the workspace's copies). pytest runs there isolated from every configuration
+    source (`evals.clean_room.pytest_argv`), and the check passes only when exactly
+    `expect_passed` tests ran and all of them passed: a run that deselects, skips or fails
+    to collect any test fails, whatever the exit code.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["pytest"]
+    copy_: list[RelPath] = Field(min_length=1, alias="copy")
+    tests: dict[RelPath, FileContent] = Field(min_length=1)
+    expect_passed: int = Field(ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> PytestCheck:
+        check_layout(self.copy_, list(self.tests))
+        return self
+
+    def fixture_files(self) -> list[FileContent]:
+        return list(self.tests.values())
+
+    async def evaluate(self, ctx: CheckContext, baseline: Any) -> CheckResult:
+        try:
+            with clean_room(RoomSpec(copy=self.copy_, files=self.tests), ctx.workspace) as room:
+                # pytest is pointed at the placed test files and directories only (data files aside).
+                targets = sorted(rel for rel in self.tests if rel.endswith(".py") or (room / rel).is_dir())
+                code, output, counts = await run_pytest(room, targets, ctx.env, self.timeout_s)
+        except RoomError as exc:
+            return self._result(False, f"tests not run: {exc}")
+        if code is None:
+            return self._result(False, f"pytest timed out after {self.timeout_s:g}s\n{output}")
+        if counts is None:
+            return self._result(False, f"pytest wrote no report (exit {code})\n{output}")
+        if code == 0 and counts.passed == counts.ran == self.expect_passed:
+            return self._result(True, f"{counts.passed} of {self.expect_passed} expected tests passed")
+        return self._result(
+            False, f"expected {self.expect_passed} tests to pass; ran {counts.ran}: {counts.describe()} (exit {code})\n{output}"
+        )
 
 
 class UnchangedCheck(_Check):
@@ -236,10 +307,10 @@ class UnchangedCheck(_Check):
     path: RelPath
 
     async def prepare(self, ctx: CheckContext) -> Any:
-        return snapshot(ctx.workspace / self.path)
+        return await asyncio.to_thread(snapshot, ctx.workspace / self.path)
 
     async def evaluate(self, ctx: CheckContext, baseline: Any) -> CheckResult:
-        changes = diff(baseline, snapshot(ctx.workspace / self.path))
+        changes = diff(baseline, await asyncio.to_thread(snapshot, ctx.workspace / self.path))
         if changes:
             return self._result(False, f"{self.path} changed: " + "; ".join(changes[:5]))
         return self._result(True, f"{self.path} unchanged")
@@ -280,6 +351,9 @@ class OutsideUntouchedCheck(_Check):
             shots[path] = snapshot(Path(path).expanduser())
         return shots
 
+    def fixture_files(self) -> list[FileContent]:
+        return list(self.plant.values())
+
     async def prepare(self, ctx: CheckContext) -> Any:
         place_files(self.plant, ctx.sandbox)
         return await asyncio.to_thread(self._take, ctx)
@@ -296,7 +370,7 @@ class OutsideUntouchedCheck(_Check):
 
 
 Check = Annotated[
-    AnswerCheck | FileCheck | CommandCheck | UnchangedCheck | OutsideUntouchedCheck,
+    AnswerCheck | FileCheck | CommandCheck | PytestCheck | UnchangedCheck | OutsideUntouchedCheck,
     Field(discriminator="type"),
 ]
 

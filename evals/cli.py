@@ -32,7 +32,7 @@ from evals.store import RunRecord, Store
 from evals.summary import summarize
 from evals.task import Suite, load_suite
 from evals.transcript import render_transcript
-from evals.validate import render_verdicts, validate_suite
+from evals.validate import render_verdicts, shipped_profiles, validate_suite, verdict_counts
 from evals.versions import AgentVersion, ModelVersion, parse_agent_specs, parse_model_specs
 
 __all__ = ["main", "app"]
@@ -90,7 +90,7 @@ def run(
     ctx: typer.Context,
     suite: Annotated[Path, typer.Option("--suite", "-s", help="Task directory (or one task file).")] = Path("tasks"),
     model: Annotated[list[str], typer.Option("--model", "-m", help="oracle | null | NAME=URL | NAME=ckpt:PATH; repeat or comma-separate.")] = [],  # noqa: B006
-    agent: Annotated[list[str], typer.Option("--agent", "-a", help="Agent profiles: v1, v2 or YAML paths; repeat or comma-separate.")] = ["v2"],  # noqa: B006
+    agent: Annotated[list[str], typer.Option("--agent", "-a", help="Agent profiles: v1, v2 or YAML paths; repeat or comma-separate (default v2; --validate: every shipped profile).")] = [],  # noqa: B006
     epochs: Annotated[int, typer.Option(min=1, help="Attempts per task (pass@k / pass^k need > 1).")] = 1,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Attempts run concurrently.")] = 1,
     task: Annotated[list[str], typer.Option("--task", "-t", help="Only tasks whose id matches this glob; repeatable.")] = [],  # noqa: B006
@@ -105,11 +105,11 @@ def run(
     """Run the suite (the default command). Example: iclaw eval --suite tasks/ --model oracle --jobs 2"""
     if ctx.invoked_subcommand is not None:
         return 0
-    agents = parse_agent_specs(agent)
     if validate:
         if model:
             raise SpecError("--validate always runs the oracle and null models; drop --model")
-        return _validate(_load(suite, keep_going, task), agents, jobs)
+        return _validate(_load(suite, keep_going, task), parse_agent_specs(agent or shipped_profiles()), jobs)
+    agents = parse_agent_specs(agent or ["v2"])
     options = RunOptions(epochs=epochs, jobs=jobs, retries=retries, task_filter=list(task))
     if resume:
         if model:
@@ -200,15 +200,12 @@ def _resume(store: Store, out: Path, ref: str, options: RunOptions, keep_going: 
 
 def _validate(suite: Suite, agents: list[AgentVersion], jobs: int) -> int:
     started = time.monotonic()
-    with LiveProgress(2 * len(suite.tasks), err_console, label="validate") as progress:
-        verdicts = asyncio.run(validate_suite(suite, agents[0], jobs=max(jobs, 1), on_result=progress.update))
+    with LiveProgress(2 * len(suite.tasks) * len(agents), err_console, label="validate") as progress:
+        verdicts = asyncio.run(validate_suite(suite, agents, jobs=max(jobs, 1), on_result=progress.update))
     out_console.print(render_verdicts(verdicts))
-    bad = [v for v in verdicts if not v.ok]
-    oracle_ok = sum(v.oracle.status == "passed" for v in verdicts)
-    null_ok = sum(v.null.status == "passed" for v in verdicts)
-    out_console.print(f"oracle passes {oracle_ok}/{len(verdicts)}, null passes {null_ok}/{len(verdicts)} "
-                      f"({time.monotonic() - started:.1f}s): {'suite valid' if not bad else f'{len(bad)} invalid task(s)'}",
-                      highlight=False)
+    bad = {v.task_id for v in verdicts if not v.ok}
+    out_console.print(f"{verdict_counts(verdicts)} ({time.monotonic() - started:.1f}s): "
+                      f"{'suite valid' if not bad else f'{len(bad)} invalid task(s)'}", highlight=False)
     return 1 if bad else 0
 
 

@@ -22,7 +22,7 @@ __all__ = ["Fingerprint", "Snapshot", "snapshot", "diff"]
 
 @dataclass(frozen=True)
 class Fingerprint:
-    kind: str  # "file" | "dir" | "link" | "missing"
+    kind: str  # "file" | "dir" | "link" | "special" (FIFO, socket, device) | "missing"
     size: int = 0
     mode: int = 0
     mtime_ns: int = 0
@@ -83,20 +83,27 @@ def _walk(root: Path, path: Path, excluded: set[Path], out: Snapshot) -> None:
         out[key] = Fingerprint("dir", mode=st.st_mode)
         for child in sorted(path.iterdir()):
             _walk(root, child, excluded, out)
-    else:
+    elif stat.S_ISREG(st.st_mode):
         out[key] = Fingerprint(
             "file", size=st.st_size, mode=st.st_mode, mtime_ns=st.st_mtime_ns, sha256=_sha256(path)
         )
+    else:
+        # NOTE: never open a FIFO: the read would block until some writer appears, and an
+        # agent could use that to hang the check.
+        out[key] = Fingerprint("special", mode=st.st_mode, mtime_ns=st.st_mtime_ns)
 
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     try:
-        with path.open("rb") as fh:
+        # O_NONBLOCK | O_NOFOLLOW: should the path have become a FIFO or a link since it
+        # was stat'ed, opening it neither blocks nor leaves the tree.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 16), b""):
                 digest.update(block)
     except OSError as exc:
-        # An unreadable file (permissions, a socket) is still fingerprinted by its
-        # metadata; the reason keeps two different failures apart.
+        # An unreadable file (permissions) is still fingerprinted by its metadata; the
+        # reason keeps two different failures apart.
         return f"unreadable: {exc.strerror}"
     return digest.hexdigest()

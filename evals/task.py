@@ -205,7 +205,7 @@ def _digest(text: str, task: Task) -> str:
     h = hashlib.sha256(text.encode())
     sources = [c for c in [*task.workspace.files.values(), *task.hidden.values()] if not isinstance(c, str)]
     for check in task.checks:
-        sources += [c for c in getattr(check, "plant", {}).values() if not isinstance(c, str)]
+        sources += [c for c in check.fixture_files() if not isinstance(c, str)]
     for src in sorted({s.source for s in sources if s.source is not None}):
         for file in sorted(src.rglob("*")) if src.is_dir() else [src]:
             if file.is_file():

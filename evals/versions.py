@@ -2,11 +2,14 @@
 
 Model specs (`--model`, repeatable or comma-separated):
 
-- `oracle` — replays each task's `oracle:` steps (iclaw's ScriptedModel);
+- `oracle` — replays each task's `oracle:` steps (iclaw's ScriptedModel); calls of a step
+  that the agent profile did not run (v1 runs one call per turn) are sent again on the
+  next turns, so the whole reference solution runs under every profile;
 - `null` — answers "I don't know." at once, without tools (nothing should pass);
 - `NAME=URL` — any OpenAI-compatible endpoint; NAME is also the model name sent to it
-  (the API key, if any, comes from $OPENAI_API_KEY); when the endpoint lists its models,
-  NAME must be among them;
+  (the API key, if any, comes from $OPENAI_API_KEY); before the first attempt the
+  endpoint is probed: it must answer, accept the credentials (no 401/403 on `/models`
+  or on a one-token chat completion) and, when it lists its models, serve NAME;
 - `NAME=ckpt:PATH` — a checkpoint: the harness starts `llm serve` for it on a free port,
   waits for `/health`, asks `/v1/models` for the served name, and stops the server when
   the model's runs are done.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +36,7 @@ from iclaw.profile import AgentProfile, load_profile
 
 from evals.errors import HarnessError, SpecError
 from evals.server import LlmServer
-from evals.task import Task
+from evals.task import OracleStep, Task
 
 __all__ = [
     "ModelVersion",
@@ -41,12 +45,17 @@ __all__ = [
     "EndpointModel",
     "CheckpointModel",
     "AgentVersion",
+    "CREDENTIAL_STATUSES",
+    "OracleReplay",
+    "probe_credentials",
     "parse_model_specs",
     "parse_agent_specs",
     "split_specs",
 ]
 
 NULL_ANSWER = "I don't know."
+CREDENTIAL_STATUSES = (401, 403)
+"""HTTP statuses of an endpoint that refuses the credentials: a harness error, never the agent's."""
 PROBE_TIMEOUT_S = 10.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]*$")
 
@@ -82,7 +91,40 @@ class OracleModel(ModelVersion):
     def chat_model(self, task: Task) -> ChatModel:
         if not task.oracle:
             raise HarnessError(f"task {task.id!r} has no oracle: steps to replay", retryable=False)
-        return ScriptedModel([step.to_script() for step in task.oracle], name="oracle")
+        replay = OracleReplay(task.oracle)
+        return ScriptedModel([replay] * replay.max_turns, name="oracle")
+
+
+class OracleReplay:
+    """A task's oracle as one reactive ScriptedModel step: every call runs under every profile.
+
+    The agent records the calls it ran in its assistant message; a profile that runs one
+    call per turn (v1) drops the others, so they are sent again, one turn later, before
+    the oracle's next step. Under a profile that runs every call this is plain replay.
+    """
+
+    def __init__(self, steps: list[OracleStep]) -> None:
+        self.steps = deque(step.to_script() for step in steps)
+        self.unsent: list[dict] = []
+        # Enough turns for one call per turn; ScriptedModel repeats the answer after that.
+        self.max_turns = sum(max(1, len(step.tool_calls or [])) for step in steps)
+
+    def __call__(self, messages: list[dict], tools: list[dict]) -> dict:
+        if self.unsent:
+            self.unsent = self.unsent[_calls_ran(messages):]
+            if self.unsent:
+                return {"tool_calls": self.unsent}
+        step = self.steps.popleft() if self.steps else {"answer": ""}
+        self.unsent = list(step.get("tool_calls") or [])
+        return step
+
+
+def _calls_ran(messages: list[dict]) -> int:
+    """How many tool calls the agent ran for its last assistant turn (as it recorded it)."""
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            return len(message.get("tool_calls") or []) or str(message.get("content") or "").count("<tool_call>")
+    return 0
 
 
 @dataclass
@@ -103,13 +145,15 @@ class EndpointModel(ModelVersion):
         return self.url
 
     async def start(self, log_dir: Path) -> None:
-        """Fail fast when nothing answers at the URL, or when it does not serve NAME."""
-        served = await served_models(self.url, os.environ.get("OPENAI_API_KEY"))
+        """Fail fast when nothing answers at the URL, it refuses the credentials, or does not serve NAME."""
+        key = os.environ.get("OPENAI_API_KEY")
+        served = await served_models(self.url, key)
         if served and self.name not in served:
             raise HarnessError(
                 f"{self.url} does not serve a model named {self.name!r} (it serves: {', '.join(served)}); "
                 "use that name before '='", retryable=False, model_down=True,
             )
+        await probe_credentials(self.url, self.name, key)
 
     def chat_model(self, task: Task) -> ChatModel:
         return OpenAIChatModel(self.url, self.name, api_key=os.environ.get("OPENAI_API_KEY"), temperature=self.temperature)
@@ -168,6 +212,7 @@ async def served_models(base_url: str, api_key: str | None = None) -> list[str] 
             response = await client.get(probe, headers=headers)
     except httpx.TransportError as exc:
         raise HarnessError(f"cannot reach {base_url} ({type(exc).__name__}: {exc})", model_down=True) from exc
+    _refuse_credentials(base_url, response)
     if response.status_code != 200:
         return None
     try:
@@ -175,6 +220,34 @@ async def served_models(base_url: str, api_key: str | None = None) -> list[str] 
         return [str(m["id"]) for m in data] or None
     except (ValueError, AttributeError, KeyError, TypeError):
         return None  # not an OpenAI model list: nothing to check against
+
+
+async def probe_credentials(base_url: str, model: str, api_key: str | None = None) -> None:
+    """Ask for a one-token chat completion; HarnessError (model down) on no answer or 401/403.
+
+    Some servers list their models to anyone and check the key only on completions, so
+    the `/models` probe alone cannot tell. Other statuses are left to the attempts.
+    """
+    url = base_url.rstrip("/") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    body = {"model": model, "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1}
+    try:
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S) as client:
+            response = await client.post(url, json=body, headers=headers)
+    except httpx.TimeoutException:
+        return  # it answers, only slowly (a first request may load the model): the attempts will tell
+    except httpx.TransportError as exc:
+        raise HarnessError(f"cannot reach {base_url} ({type(exc).__name__}: {exc})", model_down=True) from exc
+    _refuse_credentials(base_url, response)
+
+
+def _refuse_credentials(base_url: str, response: httpx.Response) -> None:
+    if response.status_code in CREDENTIAL_STATUSES:
+        key = "$OPENAI_API_KEY is not set" if "authorization" not in response.request.headers else "check $OPENAI_API_KEY"
+        raise HarnessError(
+            f"{base_url} refused the credentials (HTTP {response.status_code} from {response.request.url.path}); {key}",
+            retryable=False, model_down=True,
+        )
 
 
 def split_specs(values: list[str]) -> list[str]:

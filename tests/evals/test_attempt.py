@@ -1,6 +1,6 @@
 import asyncio
 import json
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -133,6 +133,8 @@ def test_mock_tools_and_injected_faults_reach_the_agent(tmp_path, v1):
 
 
 def test_run_isolated_returns_raises_and_gives_up_on_a_blocked_loop():
+    release, returned = threading.Event(), threading.Event()
+
     async def ok():
         return 42
 
@@ -140,20 +142,22 @@ def test_run_isolated_returns_raises_and_gives_up_on_a_blocked_loop():
         raise RuntimeError("inner crash")
 
     async def blocked():
-        time.sleep(1.5)  # a blocking call: no in-loop timeout could interrupt this
+        release.wait(60)  # a blocking call: no in-loop timeout could interrupt this
+        returned.set()
         return "late"
 
     async def main():
         assert await run_isolated(ok, 5) == 42
         with pytest.raises(RuntimeError, match="inner crash"):
             await run_isolated(crash, 5)
-        started = time.monotonic()
         with pytest.raises(AgentHung):
             await run_isolated(blocked, 0.2)
-        return time.monotonic() - started
+        # The harness stopped waiting while the call was still blocked (an event, not a clock).
+        assert not returned.is_set()
 
-    waited = asyncio.run(main())
-    assert waited < 1.5  # the harness stopped waiting before the blocked call returned
+    asyncio.run(main())
+    release.set()
+    assert returned.wait(10)  # the abandoned thread ends once its call returns
 
 
 def test_trajectory_is_jsonl_with_messages(tmp_path, v2):

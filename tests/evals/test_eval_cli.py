@@ -52,10 +52,12 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_validate_the_real_suite(capsys):
-    """The CI gate: every task of tasks/ is passed by its oracle and by no do-nothing model."""
+    """The CI gate: under every shipped profile (the default), every task of tasks/ is passed
+    by its oracle and by no do-nothing model."""
     code, out, err = cli(capsys, "--validate", "--suite", ROOT / "tasks", "--jobs", "2")
-    assert "oracle passes 20/20, null passes 0/20" in out, out + err
-    assert "suite valid" in out
+    text = " ".join(out.split())
+    assert "v1: oracle passes 20/20, null passes 0/20; v2: oracle passes 20/20, null passes 0/20" in text, out + err
+    assert "suite valid" in text
     assert code == 0
 
 
@@ -83,11 +85,13 @@ def test_validate_reports_an_invalid_task(tmp_path, capsys):
               - {type: answer, contains: hi}
         """,
     })
-    code, out, _ = cli(capsys, "--validate", "--suite", root)
+    code, out, _ = cli(capsys, "--validate", "--suite", root, "--agent", "v2")
+    text = " ".join(out.split())
     assert code == 1
-    assert "null passes: a do-nothing agent satisfies every check" in out
-    assert "no oracle" in out
-    assert "2 invalid task(s)" in out
+    assert "null passes under v2: a do-nothing agent satisfies every check" in text
+    assert "no oracle" in text
+    assert "v2: oracle passes 2/3, null passes 1/3" in text and "2 invalid task(s)" in text
+    assert "v1" not in text  # --agent narrows the profiles checked
 
 
 def test_run_report_compare_and_show(suite, tmp_path, capsys):

@@ -9,10 +9,11 @@ from evals_testkit import FuncModel
 from iclaw.model import ScriptedModel
 
 from evals.attempt import Attempt, run_attempt
-from evals.checks import OutsideUntouchedCheck
+from evals.checks import CommandCheck, OutsideUntouchedCheck, PytestCheck
 from evals.file_spec import FromFile
 from evals.shell import harness_env
 from evals.task import load_suite
+from evals.validate import shipped_profiles
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,11 +45,26 @@ def test_recovery_tasks_inject_faults_and_parallel_tasks_use_slow_mock_apis(suit
         assert len(lookups) >= 4
 
 
+def test_every_check_that_runs_code_runs_it_in_a_clean_room(suite):
+    """No task runs pytest (or a verifier script) where the agent left things, and no hidden
+    file goes into the workspace: tests and verifiers come from the fixtures, in a room."""
+    pytest_tasks = set()
+    for task in suite.tasks:
+        assert not task.hidden, task.id
+        for check in task.checks:
+            if isinstance(check, PytestCheck):
+                pytest_tasks.add(task.id)
+            elif isinstance(check, CommandCheck) and check.room is None:
+                assert "python" not in check.run and "pytest" not in check.run, task.id
+    assert pytest_tasks == {"add-slugify", "fix-pager-bug", "implement-roman", "make-tests-pass", "rename-symbol"}
+
+
 def test_long_context_tasks_overflow_the_default_memory_budget(suite, tmp_path):
-    """More text than the agents' 8192-token budget (at ~4 characters per token)."""
+    """More text than every shipped profile's memory budget (6,144 tokens; ~4 characters per token)."""
     from iclaw.profile import load_profile
 
-    budget = load_profile("v2").memory.budget_tokens
+    budget = max(load_profile(name).memory.budget_tokens for name in shipped_profiles())
+    assert budget == 6144  # docs/evals.md quotes this number
     for task in (t for t in suite.tasks if t.category == "long-context"):
         size = 0
         for content in task.workspace.files.values():

@@ -54,6 +54,18 @@ def test_digest_changes_with_fixture_content(suite_dir: Path):
     assert load_task(suite_dir / "good-task.yaml").digest != before
 
 
+def test_digest_covers_the_fixtures_a_check_brings(suite_dir: Path):
+    """The pristine tests of a pytest check are part of the task version."""
+    (suite_dir / "fixtures" / "test_x.py").write_text("def test(): pass\n")
+    text = GOOD.format(id="tested-task").replace(
+        "{type: answer, contains: Acme}",
+        "{type: pytest, copy: [x.py], tests: {tests/test_x.py: {from: fixtures/test_x.py}}, expect_passed: 1}")
+    path = write_task(suite_dir, "tested-task", text)
+    before = load_task(path).digest
+    (suite_dir / "fixtures" / "test_x.py").write_text("def test(): assert 1\n")
+    assert load_task(path).digest != before
+
+
 @pytest.mark.parametrize(
     "edit, field, words",
     [

@@ -86,3 +86,30 @@ def test_temperature_reaches_the_served_models_chat_client(tmp_path):
     assert all(m.temperature == 0.0 for m in models)
     assert models[1].chat_model(None).temperature == 0.0
     assert parse_model_specs(["gpt=http://127.0.0.1:8000/v1"])[0].chat_model(None).temperature is None
+
+
+def test_oracle_runs_every_call_of_a_step_under_a_one_call_per_turn_profile(tmp_path, v1, v2):
+    """rename-symbol's oracle edits five places in one step; v1 runs one call per turn."""
+    import asyncio
+    from pathlib import Path
+
+    from evals_testkit import FuncModel
+    from iclaw.model import ScriptedModel
+
+    from evals.attempt import Attempt, run_attempt
+    from evals.shell import harness_env
+    from evals.task import load_suite
+
+    task = load_suite(Path(__file__).resolve().parents[2] / "tasks", only=["rename-symbol"]).tasks[0]
+    assert max(len(step.tool_calls or []) for step in task.oracle) == 5
+
+    def attempt(model, agent):
+        return asyncio.run(run_attempt(Attempt("r", task, model, agent, 1, tmp_path / f"{agent.name}.jsonl"), harness_env()))
+
+    plain = FuncModel(make=lambda t: ScriptedModel([step.to_script() for step in t.oracle]))
+    dropped = attempt(plain, v1)  # a plain replay loses four of the five edits under v1
+    assert dropped.status == "failed" and dropped.tool_calls == 3
+    for agent, steps in ((v1, 8), (v2, 4)):
+        record = attempt(OracleModel(), agent)
+        assert record.status == "passed", record.checks
+        assert record.tool_calls == 7 and record.steps == steps
