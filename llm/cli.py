@@ -29,9 +29,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 import_app = typer.Typer(help="Convert foreign model files into checkpoints.", no_args_is_help=True)
+export_app = typer.Typer(help="Write checkpoints in other formats, to serve them elsewhere.", no_args_is_help=True)
 tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: a table by default, one JSON object with --json.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(bench_app, name="bench")
 
@@ -143,6 +145,21 @@ def import_hf_cmd(
     from llm.importers import import_hf
 
     typer.echo(str(import_hf(directory, out)))
+
+
+@export_app.command("hf")
+def export_hf_cmd(
+    model: str = typer.Argument(..., help="Checkpoint path or pulled model name (float, no unmerged adapter)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (config.json, model.safetensors, tokenizer files)."),
+    force: bool = typer.Option(False, help="Replace --out if it already holds files."),
+) -> None:
+    """Export a checkpoint as a Hugging Face transformers LlamaForCausalLM folder, chat template included.
+
+    Example: llm export hf smollm2-135m-instruct --out hf/smollm2 && llm import hf hf/smollm2 --out ckpt/back
+    """
+    from llm.export import export_hf
+
+    typer.echo(str(export_hf(model, out, force=force)))
 
 
 @tokenizer_app.command("train")

@@ -2,6 +2,12 @@
 
 HF stores Q/K for "rotate-half" RoPE, so the imported config uses `rope_style: half`.
 Only byte-level BPE tokenizers (GPT-2 style) are supported.
+
+A folder written by `llm export hf` carries an `llm_export` block in config.json with the
+checkpoint fields HF has no key for (`name`, `tokenizer`, `dtype`, `rope_style`); when it
+says `rope_style: interleaved`, Q/K rows are permuted back, so export → import gives back
+the very tensors that were exported. Tensor names and the permutation come from
+`llm.export.hf_layout`, shared with the exporter.
 """
 
 from __future__ import annotations
@@ -10,28 +16,19 @@ import json
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from llm.checkpoint import make_meta, save_checkpoint
-from llm.config import ModelConfig
+from llm.config import ModelConfig, format_validation_error
 from llm.errors import UnsupportedModel
+from llm.export.hf_chat_template import DEFAULT_SYSTEM_SET
+from llm.export.hf_layout import EXPORT_BLOCK, EXPORT_FIELDS, LAYER_NAMES, TOP_NAMES, permute_rope_rows
 from llm.importers.bytelevel import GPT2_PATTERN, LLAMA_BPE_DIGITS_PATTERN, tokenizer_from_bytelevel
 from llm.importers.gguf import _default_system
 
 __all__ = ["import_hf"]
-
-LAYER_NAMES = {
-    "input_layernorm.weight": "attn_norm.weight",
-    "self_attn.q_proj.weight": "attn.wq.weight",
-    "self_attn.k_proj.weight": "attn.wk.weight",
-    "self_attn.v_proj.weight": "attn.wv.weight",
-    "self_attn.o_proj.weight": "attn.wo.weight",
-    "post_attention_layernorm.weight": "ffn_norm.weight",
-    "mlp.gate_proj.weight": "ffn.w_gate.weight",
-    "mlp.up_proj.weight": "ffn.w_up.weight",
-    "mlp.down_proj.weight": "ffn.w_down.weight",
-}
 
 
 def _read_json(path: Path) -> dict:
@@ -43,6 +40,25 @@ def _read_json(path: Path) -> dict:
         raise UnsupportedModel(f"{path}: corrupt JSON ({exc.msg})") from exc
 
 
+def _default_system_of(template: str | None) -> str | None:
+    """The default system prompt: exactly as `llm export hf` stored it, else guessed from a ChatML template."""
+    m = DEFAULT_SYSTEM_SET.search(template or "")
+    if m is None:
+        return _default_system(template)
+    try:
+        value = json.loads("null" if m.group(1) == "none" else m.group(1))
+    except json.JSONDecodeError:
+        return _default_system(template)
+    return value if isinstance(value, str) else None
+
+
+def _token_text(value: object) -> str | None:
+    """A special token in tokenizer_config.json: a string or {"content": ...}."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
 def _config(hf: dict, tok_cfg: dict, path: Path) -> ModelConfig:
     if hf.get("model_type") != "llama":
         raise UnsupportedModel(f"{path}/config.json: model_type {hf.get('model_type')!r} is not supported (only 'llama')")
@@ -52,7 +68,9 @@ def _config(hf: dict, tok_cfg: dict, path: Path) -> ModelConfig:
         raise UnsupportedModel(f"{path}/config.json: RoPE scaling is not supported")
     rope_base = rope.get("rope_theta", hf.get("rope_theta", 10000.0))
     n_heads = int(hf["num_attention_heads"])
-    return ModelConfig(
+    if int(hf.get("head_dim") or 0) not in (0, int(hf["hidden_size"]) // n_heads):
+        raise UnsupportedModel(f"{path}/config.json: head_dim other than hidden_size / num_attention_heads is not supported")
+    fields = dict(
         name=path.name,
         vocab_size=int(hf["vocab_size"]),
         d_model=int(hf["hidden_size"]),
@@ -67,8 +85,19 @@ def _config(hf: dict, tok_cfg: dict, path: Path) -> ModelConfig:
         max_seq_len=int(hf.get("max_position_embeddings", 2048)),
         tokenizer="hf-bytelevel",
         chat_template="chatml",
-        default_system=_default_system(tok_cfg.get("chat_template")),
+        default_system=_default_system_of(tok_cfg.get("chat_template")),
     )
+    eos = _token_text(tok_cfg.get("eos_token"))
+    if eos:
+        fields["eos_token"] = eos
+    block = hf.get(EXPORT_BLOCK) or {}
+    if not isinstance(block, dict):
+        raise UnsupportedModel(f"{path}/config.json: {EXPORT_BLOCK} must be an object")
+    fields.update({k: block[k] for k in EXPORT_FIELDS if k in block})
+    try:
+        return ModelConfig(**fields)
+    except ValidationError as exc:
+        raise UnsupportedModel(format_validation_error(exc, f"{path}/config.json")) from exc
 
 
 def _pattern(pre: dict | None) -> str:
@@ -86,7 +115,7 @@ def _pattern(pre: dict | None) -> str:
     return GPT2_PATTERN
 
 
-def _tokenizer(path: Path):
+def _tokenizer(path: Path, name: str):
     f = path / "tokenizer.json"
     data = _read_json(f)
     model = data.get("model", {})
@@ -102,7 +131,7 @@ def _tokenizer(path: Path):
     for s, i in vocab.items():
         tokens[i] = s
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return tokenizer_from_bytelevel(tokens, special, merges, _pattern(data.get("pre_tokenizer")), "hf-bytelevel", str(f))
+    return tokenizer_from_bytelevel(tokens, special, merges, _pattern(data.get("pre_tokenizer")), name, str(f))
 
 
 def _weights(path: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
@@ -116,24 +145,21 @@ def _weights(path: Path, cfg: ModelConfig) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError) as exc:
             raise UnsupportedModel(f"{f}: unreadable safetensors ({exc})") from exc
         for name, t in tensors.items():
-            if name == "model.embed_tokens.weight":
-                key = "tok_emb.weight"
-            elif name == "model.norm.weight":
-                key = "norm.weight"
-            elif name == "lm_head.weight":
-                if cfg.tie_embeddings:
-                    continue
-                key = "lm_head.weight"
-            elif name.startswith("model.layers."):
-                _, _, layer, rest = name.split(".", 3)
-                if rest not in LAYER_NAMES:
-                    raise UnsupportedModel(f"{f}: unexpected tensor {name}")
-                key = f"blocks.{layer}.{LAYER_NAMES[rest]}"
-            elif name.endswith("rotary_emb.inv_freq"):
+            if name.endswith("rotary_emb.inv_freq") or (name == "lm_head.weight" and cfg.tie_embeddings):
                 continue
+            if name in TOP_NAMES:
+                key = TOP_NAMES[name]
+            elif name.startswith("model.layers.") and name.split(".", 3)[-1] in LAYER_NAMES:
+                _, _, layer, rest = name.split(".", 3)
+                key = f"blocks.{layer}.{LAYER_NAMES[rest]}"
             else:
                 raise UnsupportedModel(f"{f}: unexpected tensor {name}")
             state[key] = t.float()
+    if cfg.rope_style == "interleaved":  # exported from an interleaved checkpoint: undo the export's permutation
+        for key in state:
+            if key.endswith(("attn.wq.weight", "attn.wk.weight")):
+                heads = cfg.n_heads if key.endswith("wq.weight") else cfg.kv_heads
+                state[key] = permute_rope_rows(state[key], heads, to="interleaved")
     return state
 
 
@@ -145,7 +171,7 @@ def import_hf(path: str | Path, out: str | Path) -> Path:
     tok_cfg_path = path / "tokenizer_config.json"
     tok_cfg = _read_json(tok_cfg_path) if tok_cfg_path.exists() else {}
     cfg = _config(_read_json(path / "config.json"), tok_cfg, path)
-    tok = _tokenizer(path)
+    tok = _tokenizer(path, cfg.tokenizer)
     state = _weights(path, cfg)
     meta = make_meta("import", source=str(path), source_format="hf")
     return save_checkpoint(out, state, cfg, tok, meta)
