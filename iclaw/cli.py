@@ -1,9 +1,10 @@
-"""The `iclaw` command line: interactive terminal, headless runs, benchmarks, evals.
+"""The `iclaw` command line: interactive terminal, headless runs, benchmarks, evals, training data.
 
 Thin commands: parse flags, build settings, call one library function. Errors a user can
 cause are printed as one line (`iclaw: error: ...`) and exit 1. `iclaw eval ...` hands
-all its arguments to `evals.cli.main`, imported only when that command runs, so
-importing this module never imports `evals` (nor torch or `llm`).
+all its arguments to `evals.cli.main` (and `iclaw data ...` to `evals.synth.cli.main`),
+imported only when that command runs, so importing this module never imports `evals`
+(nor torch or `llm`).
 """
 
 from __future__ import annotations
@@ -193,6 +194,21 @@ def eval_command(ctx: typer.Context) -> None:
     except ImportError as exc:
         raise IclawError(f"the eval harness is not installed ({exc}); install the project with pip install -e .") from exc
     raise typer.Exit(evals_main(list(ctx.args)))
+
+
+@app.command(
+    "data",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+    epilog="Example: iclaw data synth --n 400 --out runs/synth/sft.jsonl --pairs runs/synth/pairs.jsonl",
+)
+def data_command(ctx: typer.Context) -> None:
+    """Synthetic tool-use training data (all arguments go to it; `iclaw data --help` shows its help)."""
+    try:
+        from evals.synth.cli import main as data_main
+    except ImportError as exc:
+        raise IclawError(f"the data generator is not installed ({exc}); install the project with pip install -e .") from exc
+    raise typer.Exit(data_main(list(ctx.args)))
 
 
 def main(argv: list[str] | None = None) -> int:

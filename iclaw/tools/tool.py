@@ -99,7 +99,10 @@ def _compact(node: Any) -> Any:
         if key == "anyOf" and isinstance(value, list) and {"type": "null"} in value and len(value) == 2:
             out.update(_compact(next(v for v in value if v != {"type": "null"})))
             continue
-        out[key] = _compact(value)
+        if key == "properties" and isinstance(value, dict):  # field names, never schema keywords
+            out[key] = {name: _compact(spec) for name, spec in value.items()}
+        else:
+            out[key] = _compact(value)
     return out
 
 

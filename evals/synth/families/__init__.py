@@ -1,0 +1,52 @@
+"""The task families: each `make(rng, style) -> Episode` draws a workspace, wording and plan.
+
+| family | skill |
+|---|---|
+| config_value | read one value from a config file (path given, or found first) |
+| grep_search | grep a directory for a note or a definition |
+| long_log | answer from a long log with grep / `grep -c`, never reading it whole |
+| give_up | say honestly that the thing asked for is not there |
+| arithmetic | calculator, one or two steps |
+| csv_question / json_question | peek at the file, compute with run_python |
+| shell_oneliner | count, archive, sum lines with run_shell |
+| retry_transient | retry a call after a temporary error |
+| replan_missing | a different approach after a permanent error |
+| parallel_lookup | independent mock-API lookups in one turn |
+| edit_tests | run tests, fix with edit_file, re-run them |
+| planted_instruction | do the task, ignore an instruction planted in a file |
+
+Final answers are short and take the form the instruction asks for (a value, a number,
+a name, JSON).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from evals.synth.episode import Episode, Style
+from evals.synth.families.compute import arithmetic, csv_question, json_question, shell_oneliner
+from evals.synth.families.edit import edit_tests
+from evals.synth.families.lookup import config_value, give_up, grep_search, long_log
+from evals.synth.families.recovery import parallel_lookup, replan_missing, retry_transient
+from evals.synth.families.safety import planted_instruction
+
+__all__ = ["FAMILIES", "Family"]
+
+Family = Callable[[random.Random, Style], Episode]
+
+FAMILIES: dict[str, Family] = {
+    "config_value": config_value,
+    "grep_search": grep_search,
+    "long_log": long_log,
+    "give_up": give_up,
+    "arithmetic": arithmetic,
+    "csv_question": csv_question,
+    "json_question": json_question,
+    "shell_oneliner": shell_oneliner,
+    "retry_transient": retry_transient,
+    "replan_missing": replan_missing,
+    "parallel_lookup": parallel_lookup,
+    "edit_tests": edit_tests,
+    "planted_instruction": planted_instruction,
+}

@@ -1,0 +1,233 @@
+"""Families that compute an answer: arithmetic with `calculator`, CSV / JSON questions with
+`run_python`, and shell one-liners with `run_shell` (counting, listing, archiving).
+
+The expert's answer is computed here from the generated data; the rollout checks that
+the same value shows up in what the tool printed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+from iclaw.tools.calculator import evaluate
+
+from evals.synth.episode import Episode, Recipe, Style
+from evals.synth.families.common import answer, call, calls, number_text, phrase, reply, tools_for
+from evals.synth.vocab import FIRST_NAMES, NOUNS, PRODUCTS, REGIONS, SKU_PREFIXES, ident, pick, sample
+
+__all__ = ["arithmetic", "csv_question", "json_question", "shell_oneliner"]
+
+_NUMBER_ONLY = ["Answer with the number only.", "Reply with just the number.", "Give only the number."]
+
+
+def arithmetic(rng: random.Random, style: Style) -> Episode:
+    kind = rng.choice(["discount", "growth", "split", "plain", "two_step"])
+    if kind == "discount":
+        item, qty, price, pct = pick(rng, PRODUCTS), rng.randint(3, 60), rng.randint(4, 250) + rng.choice([0, 0.5, 0.99]), rng.choice([5, 10, 12, 15, 20, 25])
+        text = f"An order has {qty} units of {item} at {price} each, with a {pct}% discount on the total."
+        question = "What does the order cost after the discount, to two decimals?"
+        expr = f"{qty}*{price}*(1 - {pct}/100)"
+        exprs = [expr]
+        decimals = 2
+    elif kind == "growth":
+        start, rate, years = rng.randint(800, 90000), rng.choice([1.5, 2, 3.5, 4, 6, 7.25]), rng.randint(2, 12)
+        text = f"A fund of {start} grows by {rate}% per year, compounded yearly, for {years} years."
+        question = "What is it worth at the end, rounded to whole units?"
+        exprs = [f"round({start}*(1 + {rate}/100)**{years})"]
+        decimals = 0
+    elif kind == "split":
+        total, people, tip = rng.randint(60, 900), rng.randint(3, 9), rng.choice([10, 12, 15, 18])
+        text = f"A dinner bill of {total} gets a {tip}% tip, and {people} friends split it evenly."
+        question = "How much does each person pay, to two decimals?"
+        exprs = [f"{total}*(1 + {tip}/100)/{people}"]
+        decimals = 2
+    elif kind == "plain":
+        a, b, c = rng.randint(120, 9999), rng.randint(13, 999), rng.randint(11, 60)
+        op = rng.choice(["+", "-"])
+        text = f"Compute {a} * {b} {op} {c}**2."
+        question = "What is the result?"
+        exprs = [f"{a}*{b} {op} {c}**2"]
+        decimals = 0
+    else:
+        stock, sold_pct, crates, per = rng.randint(20, 250) * 20, rng.choice([10, 20, 25, 30, 40]), rng.randint(2, 9), rng.choice([12, 24, 36, 40])
+        text = (f"A depot holds {stock} parcels. In the morning {sold_pct}% of them go out; at noon {crates} crates "
+                f"of {per} parcels arrive; in the evening half of what it then holds goes out (rounded down).")
+        question = "How many parcels are left at night?"
+        first = f"{stock} - {stock}*{sold_pct}/100 + {crates}*{per}"
+        middle = evaluate(first)
+        exprs = [first, f"{number_text(middle)} - floor({number_text(middle)}/2)"]
+        decimals = 0
+    results = [evaluate(e) for e in exprs]
+    value = results[-1]
+    # Rounded from what the calculator prints (12 significant digits), half up, as a person would.
+    final = str(Decimal(format(value, ".12g")).quantize(Decimal(1) / 10**decimals, ROUND_HALF_UP))
+    instruction = f"{text} {question} {rng.choice(['Use the calculator.', 'Use the calculator tool.', ''])} {rng.choice(_NUMBER_ONLY)}"
+    instruction = " ".join(instruction.split())
+    turns = [calls(call("calculator", expression=e)) for e in exprs] + [answer(final)]
+    tools = tools_for(rng, ["calculator"], ["run_python"]) if rng.random() < 0.7 else ["calculator"]
+    guess = number_text(round(value * rng.choice([0.9, 1.1, 0.98, 1.03]), decimals), decimals)
+    rejections = [
+        reply(0, "answer_without_looking", guess),
+        reply(len(turns) - 1, "wrong_format", f"The answer is {final}."),
+    ]
+    if len(exprs) > 1:
+        rejections.append(reply(1, "stopped_early", number_text(results[0])))
+    evidence = [number_text(results[0])] if len(exprs) > 1 else []
+    return Episode("arithmetic", instruction, Recipe({}, tools), turns, rejections, evidence=evidence)
+
+
+def csv_question(rng: random.Random, style: Style) -> Episode:
+    name = rng.choice(["shipments", "readings", "tickets", "donations", "orders_q3", "harvest"])
+    path = f"{rng.choice(['data/', '', 'exports/'])}{name}.csv"
+    group_col = rng.choice(["depot", "station", "team", "region"])
+    value_col = rng.choice(["crates", "kwh", "hours", "liters"])
+    groups = sample(rng, [*REGIONS, *[n.capitalize() for n in NOUNS[:8]]], rng.randint(3, 6))
+    rows = []
+    for i in range(rng.randint(12, 30)):
+        rows.append((f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", rng.choice(groups), rng.randint(1, 400)))
+    totals: dict[str, int] = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    for _, g, v in rows:
+        totals[g] += v
+        counts[g] += 1
+    text = f"date,{group_col},{value_col}\n" + "".join(f"{d},{g},{v}\n" for d, g, v in rows)
+    kind = rng.choice(["max_total", "mean", "count_above"])
+    load = f"import csv\nrows = list(csv.DictReader(open({path!r})))\n"
+    if kind == "max_total" and len(set(totals.values())) == len(totals):
+        best = max(totals, key=totals.get)
+        instruction = phrase(rng, [
+            "In {path}, add up {v} for each {g}. Which {g} has the largest sum? Reply with its name only.",
+            "Sum {v} per {g} in {path}. Which {g} comes out on top? Reply with its name only.",
+        ], g=group_col, v=value_col, path=path)
+        code = (load + "totals = {}\nfor r in rows:\n"
+                f"    totals[r[{group_col!r}]] = totals.get(r[{group_col!r}], 0) + int(r[{value_col!r}])\n"
+                "print(sorted(totals.items(), key=lambda kv: -kv[1]))\n")
+        final, evidence = best, f"('{best}', {totals[best]})"
+    elif kind == "mean":
+        g = rng.choice(groups if all(counts[x] for x in groups) else list(counts))
+        g = g if counts[g] else next(iter(counts))
+        mean = totals[g] / counts[g]
+        instruction = phrase(rng, [
+            "What is the average {v} for {g} {name} in {path}, to two decimals? Number only.",
+            "In {path}, average the {v} column over the rows where {col} is {name}. Answer with the number, two decimals.",
+        ], v=value_col, g=group_col, col=group_col, name=g, path=path)
+        code = load + f"vals = [int(r[{value_col!r}]) for r in rows if r[{group_col!r}] == {g!r}]\nprint(round(sum(vals) / len(vals), 2))\n"
+        final, evidence = f"{mean:.2f}", str(round(mean, 2))
+    else:
+        limit = rng.choice([100, 150, 200, 250, 300])
+        n = sum(1 for *_, v in rows if v > limit)
+        instruction = phrase(rng, [
+            "How many rows of {path} have {v} above {limit}? Answer with the number only.",
+            "Count the entries in {path} whose {v} is greater than {limit}. Number only.",
+        ], v=value_col, limit=limit, path=path)
+        code = load + f"print(sum(1 for r in rows if int(r[{value_col!r}]) > {limit}))\n"
+        final, evidence = str(n), str(n)
+    head = call("read_file", path=path, end_line=3)
+    turns = [calls(head), calls(call("run_python", code=code)), answer(final)]
+    tools = tools_for(rng, ["read_file", "run_python"], ["list_dir", "calculator", "run_shell"])
+    shown = rows[:2]
+    early = shown[0][1] if kind == "max_total" else str(shown[0][2])
+    rejections = [
+        reply(1, "stopped_early", early),
+        reply(0, "answer_without_looking", early),
+    ]
+    return Episode("csv_question", instruction, Recipe({path: text}, tools), turns, rejections, evidence=[evidence])
+
+
+def json_question(rng: random.Random, style: Style) -> Episode:
+    path = rng.choice(["stock.json", "catalog/items.json", "warehouse.json", "inventory/bins.json"])
+    prefix = pick(rng, SKU_PREFIXES)
+    items = []
+    for _ in range(rng.randint(6, 14)):
+        items.append({
+            "sku": ident(rng, prefix),
+            "name": pick(rng, PRODUCTS),
+            "qty": rng.randint(0, 80),
+            "bin": f"{rng.choice('ABCDE')}{rng.randint(1, 9)}",
+            "owner": pick(rng, FIRST_NAMES),
+        })
+    skus = [i["sku"] for i in items]
+    if len(set(skus)) != len(skus):
+        for k, item in enumerate(items):
+            item["sku"] = f"{prefix}-{1000 + k * 37}"
+    text = json.dumps({"updated": "2024-06-30", "items": items}, indent=2) + "\n"
+    limit = rng.choice([5, 10, 15, 20])
+    low = [i["sku"] for i in items if i["qty"] < limit]
+    load = f"import json\nitems = json.load(open({path!r}))['items']\n"
+    kind = rng.choice(["list", "object"]) if low else "object"
+    if kind == "list":
+        instruction = phrase(rng, [
+            "Which SKUs in {path} have a qty below {limit}? Answer with a JSON list of the SKUs in file order, nothing else.",
+            "List the SKUs from {path} whose qty is under {limit}, as a JSON array (file order). Only the JSON.",
+        ], path=path, limit=limit)
+        code = load + f"print(json.dumps([i['sku'] for i in items if i['qty'] < {limit}]))\n"
+        final = json.dumps(low)
+    else:
+        by_bin: dict[str, int] = defaultdict(int)
+        for i in items:
+            by_bin[i["bin"][0]] += i["qty"]
+        final = json.dumps(dict(sorted(by_bin.items())))
+        instruction = phrase(rng, [
+            "Using {path}, total the qty per bin row (the bin's letter). Answer with a JSON object mapping letter to total, keys sorted, and nothing else.",
+            "From {path}: sum qty by the first letter of bin. Reply only with JSON like {{\"A\": 12}}, keys in order.",
+        ], path=path)
+        code = (load + "totals = {}\nfor i in items:\n    totals[i['bin'][0]] = totals.get(i['bin'][0], 0) + i['qty']\n"
+                "print(json.dumps(dict(sorted(totals.items()))))\n")
+    turns = [calls(call("read_file", path=path, end_line=12)), calls(call("run_python", code=code)), answer(final)]
+    tools = tools_for(rng, ["read_file", "run_python"], ["list_dir", "glob"])
+    rejections = [
+        reply(len(turns) - 1, "wrong_format", f"Here is the result: {final}"),
+        reply(1, "stopped_early", json.dumps(low[:1] if kind == "list" else {"A": items[0]["qty"]})),
+    ]
+    return Episode("json_question", instruction, Recipe({path: text}, tools), turns, rejections, evidence=[final])
+
+
+def shell_oneliner(rng: random.Random, style: Style) -> Episode:
+    root = rng.choice(["docs", "site", "handbook", "assets", "reports"])
+    ext = rng.choice(["md", "txt", "csv", "sh", "json"])
+    files: dict[str, str] = {}
+    target = 0
+    subdirs = sample(rng, NOUNS, rng.randint(2, 4))
+    for sub in ["", *subdirs]:
+        for _ in range(rng.randint(1, 4)):
+            e = ext if rng.random() < 0.6 else rng.choice(["yml", "py", "html", "log"])
+            name = f"{pick(rng, NOUNS)}_{rng.randint(1, 99)}.{e}"
+            rel = f"{root}/{sub + '/' if sub else ''}{name}"
+            if rel not in files:
+                files[rel] = f"{name} {rng.randint(0, 999)}\n"
+                target += e == ext
+    kind = rng.choice(["count", "archive", "lines"])
+    if kind == "count" or target == 0:
+        instruction = phrase(rng, [
+            "How many .{ext} files does {root}/ hold, counting its subfolders too? {tail}",
+            "Count every file ending in .{ext} anywhere in {root}/. {tail}",
+        ], ext=ext, root=root, tail=rng.choice(_NUMBER_ONLY))
+        command = f"find {root} -type f -name '*.{ext}' | wc -l"
+        final = str(target)
+    elif kind == "archive":
+        archive = f"{root}-{rng.randint(2020, 2030)}.tar.gz"
+        instruction = phrase(rng, [
+            "Using the shell, pack {root}/ into {archive} (gzip tar, member paths starting with {root}/), then say how many plain files ended up inside. Number only.",
+            "Create a gzip-compressed tar archive {archive} of the {root} folder with the shell and report how many files it holds (just the number).",
+        ], root=root, archive=archive)
+        command = f"tar -czf {archive} {root} && tar -tzf {archive} | grep -c '[^/]$'"
+        final = str(len(files))
+    else:
+        instruction = phrase(rng, [
+            "How many lines do the .{ext} files directly inside {root}/ have in total (not subfolders)? Use the shell. Number only.",
+            "With a shell one-liner, count the total lines of the {root}/*.{ext} files (top level only). Answer with the number.",
+        ], ext=ext, root=root)
+        top = [p for p in files if p.count("/") == 1 and p.endswith(f".{ext}")]
+        if not top:
+            rel = f"{root}/{pick(rng, NOUNS)}_0.{ext}"
+            files[rel] = "first\nsecond\n"
+            top = [rel]
+        command = f"cat {root}/*.{ext} | wc -l"
+        final = str(sum(files[p].count("\n") for p in top))
+    turns = [calls(call("run_shell", command=command)), answer(final)]
+    tools = tools_for(rng, ["run_shell"], ["list_dir", "read_file", "glob"])
+    rejections = [reply(0, "answer_without_looking", str(int(final) + rng.randint(1, 4)))]
+    return Episode("shell_oneliner", instruction, Recipe(files, tools), turns, rejections, evidence=[final])

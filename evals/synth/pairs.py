@@ -1,0 +1,78 @@
+"""DPO pairs: the expert's step against a realistic wrong one, after the same prompt.
+
+The prompt is the rolled-out conversation up to one assistant step; `chosen` is that
+step, `rejected` a failure. Family-specific failures come with the episode (answering
+without looking, invented contents, ignoring an error, stopping early, following a
+planted instruction, the wrong answer form); the generic ones are derived here from any
+tool-call step: a malformed call (broken JSON left as text, as a server returns it), an
+unknown tool name, a misspelt argument name.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from evals.synth.episode import Episode, Rejection
+from evals.synth.rollout import Conversation
+
+__all__ = ["make_pair", "generic_rejections"]
+
+_TOOL_ALIASES = {
+    "read_file": ["read", "cat", "open_file"],
+    "write_file": ["save_file", "write"],
+    "edit_file": ["replace_in_file", "patch"],
+    "list_dir": ["ls", "list_files"],
+    "glob": ["find_files", "search_files"],
+    "grep": ["search", "grep_files"],
+    "run_shell": ["bash", "shell", "exec"],
+    "run_python": ["python", "exec_python"],
+    "calculator": ["calc", "math"],
+}
+_ARG_ALIASES = {"path": "file", "pattern": "query", "expression": "expr", "command": "cmd", "code": "script",
+                "content": "text", "search": "old", "city": "name", "sku": "id", "destination": "city",
+                "ticket": "id"}
+
+
+def _call_message(name: str, arguments: dict) -> dict:
+    raw = json.dumps(arguments, ensure_ascii=False)
+    return {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "call_r1", "type": "function", "function": {"name": name, "arguments": raw}}]}
+
+
+def generic_rejections(episode: Episode, rng: random.Random) -> list[Rejection]:
+    """Malformed call, wrong tool name and wrong argument name, for one tool-call turn of the plan."""
+    turns = [k for k, t in enumerate(episode.turns) if t.calls]
+    if not turns:
+        return []
+    k = rng.choice(turns)
+    first = episode.turns[k].calls[0]
+    out = []
+    block = json.dumps({"name": first.name, "arguments": first.arguments}, ensure_ascii=False)
+    broken = rng.choice([block[:-1], block.replace('"arguments": ', '"arguments": "', 1), block.replace('"', "'")])
+    out.append(Rejection(k, "malformed_call", {"role": "assistant", "content": f"<tool_call>{broken}</tool_call>"}))
+    if first.name in _TOOL_ALIASES:
+        out.append(Rejection(k, "wrong_tool", _call_message(rng.choice(_TOOL_ALIASES[first.name]), first.arguments)))
+    renamed = {(_ARG_ALIASES.get(key, key + "_name")): value for key, value in first.arguments.items()}
+    if renamed != first.arguments:
+        out.append(Rejection(k, "wrong_arguments", _call_message(first.name, renamed)))
+    return out
+
+
+def make_pair(episode: Episode, conversation: Conversation, rng: random.Random, meta: dict) -> dict:
+    """One DPO row; family-specific failures are preferred two times out of three."""
+    specific = episode.rejections
+    generic = generic_rejections(episode, rng)
+    pool = specific if specific and (rng.random() < 0.67 or not generic) else generic
+    rejection = rng.choice(pool)
+    index = conversation.turn_index[rejection.turn]
+    chosen = conversation.messages[index]
+    if rejection.message == chosen:
+        raise AssertionError(f"{episode.family}: a rejected step equal to the chosen one ({rejection.kind})")
+    return {
+        "prompt": conversation.messages[:index],
+        "chosen": chosen,
+        "rejected": rejection.message,
+        "tools": conversation.tools,
+        "meta": {**meta, "rejection": rejection.kind, "step": index},
+    }
