@@ -14,6 +14,7 @@ rows unless `skip_bad` is set. This module knows rows and messages; nothing abou
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ def read_records(source: str | Path, split: str = "train") -> list[dict]:
         raise DataError("the `datasets` package is needed to read post-training data; pip install datasets") from exc
     path = Path(source).expanduser()
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(logging.CRITICAL)  # its parse errors become our one-line DataError
     try:
         if path.exists():
             kind = _FILE_KINDS.get(path.suffix.lower())
@@ -221,13 +223,13 @@ def _assistant(value: Any, what: str) -> dict:
 
 
 def _from_pairs(record: dict) -> dict:
+    if "chosen" not in record or "rejected" not in record:
+        raise _BadRow('a DPO row needs "chosen" and "rejected"')
     prompt = record.get("prompt")
     if isinstance(prompt, str):
         prompt = [{"role": "user", "content": prompt}]
     if not isinstance(prompt, list) or not prompt:
         raise _BadRow('missing "prompt" (a list of messages)')
-    if "chosen" not in record or "rejected" not in record:
-        raise _BadRow('a DPO row needs "chosen" and "rejected"')
     return {
         "prompt": [_clean_message(m) for m in prompt],
         "chosen": _assistant(record.get("chosen"), "chosen"),

@@ -77,6 +77,22 @@ def prepare(
     )
 
 
+@data_app.command("show-mask")
+def show_mask(
+    file: str = typer.Argument(..., help="SFT or DPO rows: a JSON/JSONL/Parquet file or hub dataset name."),
+    index: int = typer.Option(0, "--index", "-i", min=0, help="Row to show (0-based)."),
+    fmt: str = typer.Option("messages", "--format", help="messages | sharegpt | alpaca | pairs | hh-rlhf | ultrafeedback."),
+    model: str = typer.Option("smollm2-135m-instruct", "--model", "-m", help="Checkpoint whose tokenizer and chat template to use."),
+) -> None:
+    """Print one rendered example with the supervised tokens (the loss mask) highlighted.
+
+    Example: llm data show-mask runs/synth/sft.jsonl --index 3
+    """
+    from llm.data.mask_view import show_mask as render
+
+    render(file, index, fmt, model)
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the `data` group to the `llm` app."""
     app.add_typer(data_app, name="data")

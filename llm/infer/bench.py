@@ -8,6 +8,10 @@ process on the same prompt, so their ratio is fair even when the absolute number
 
 Prompts are built from `llm/infer/data/sample.txt` (plain English); for prompt lookup the
 model is asked to repeat a paragraph of it (copy-heavy, like agent traffic quoting files).
+With `guided`, a chat asking for a tool call (three tools) is decoded greedily twice in one
+loop, plain and with the grammar of tool-call blocks masking the logits (end-of-reply ids
+masked too, so both runs make exactly `tokens` tokens: call after call); the ratio and the
+grammar's milliseconds per token are its cost.
 """
 
 from __future__ import annotations
@@ -21,21 +25,46 @@ from typing import Any, Callable
 
 import torch
 
+from llm.chat_template import ChatTemplate, parse_tool_calls, render_chat
 from llm.checkpoint import Checkpoint
 from llm.errors import InferenceError
 from llm.generation import load_model, make_engine
 from llm.infer import kernels
 from llm.infer.drafters import ModelDrafter, PromptLookupDrafter
-from llm.infer.engine import Engine, default_threads
+from llm.infer.engine import Engine, decode_step, default_threads, prefill
+from llm.infer.guidance import Guidance, Guide, reply_grammar, tool_arguments_schema
 from llm.infer.inference_model import InferenceModel
 from llm.infer.perplexity import evaluate_perplexity
 from llm.infer.quantize import QuantConfig, quantize_model
-from llm.infer.sampling import SamplingParams
+from llm.infer.sampling import SamplingParams, constrain
 from llm.infer.speculative import SpeculativeDecoder
 
 __all__ = ["bench_decode", "bench_context", "bench_quant", "SAMPLE_TEXT", "text_prompt", "copy_prompt"]
 
 SAMPLE_TEXT = Path(__file__).parent / "data" / "sample.txt"
+
+GUIDED_TOOLS = [
+    {
+        "name": "read_file",
+        "description": "Read a text file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    },
+    {
+        "name": "calculator",
+        "description": "Evaluate an arithmetic expression.",
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    },
+    {
+        "name": "search",
+        "description": "Search files for a pattern.",
+        "parameters": {
+            "type": "object",
+            "properties": {"pattern": {"type": "string"}, "max_results": {"type": "integer", "minimum": 1, "maximum": 50}},
+            "required": ["pattern"],
+        },
+    },
+]
+GUIDED_QUESTION = "What is 17*23? Then read notes.txt and search it for TODO."
 
 
 def _peak_rss_mb() -> float:
@@ -121,8 +150,10 @@ def bench_decode(
     vs_transformers: bool = False,
     gguf: str | None = None,
     prompt_file: str | None = None,
+    guided: bool = False,
 ) -> dict[str, Any]:
-    """Prefill and decode tok/s, peak RSS; with a drafter also alpha and speedup; optionally vs transformers."""
+    """Prefill and decode tok/s, peak RSS; with a drafter also alpha and speedup; optionally vs
+    transformers; optionally the cost of guided (grammar-masked) decoding."""
     if draft and prompt_lookup:
         raise InferenceError("choose one drafter: --draft MODEL or --prompt-lookup")
     threads = threads or default_threads()
@@ -171,6 +202,8 @@ def bench_decode(
                 "predicted_speedup_with_verify_cost": round(with_verify, 3),
             }
         )
+    if guided:
+        out.update(_guided_cost(engine, ck, tokens, repeats))
     out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     if vs_transformers:
         from llm.infer.hf_reference import transformers_decode
@@ -188,6 +221,60 @@ def bench_decode(
             }
         )
     return out
+
+
+def _guided_cost(engine: Engine, ck: Checkpoint, tokens: int, repeats: int) -> dict[str, Any]:
+    """Greedy decode tok/s without and with the tool-call grammar's mask, in the same loop, interleaved."""
+    tools = [{"type": "function", "function": f} for f in GUIDED_TOOLS]
+    template = ChatTemplate(ck.config.chat_template, ck.config.default_system)
+    prompt, _ = render_chat(ck.tokenizer, [{"role": "user", "content": GUIDED_QUESTION}], tools, True, template)
+    engine.check_prompt(prompt + [0] * tokens)
+    guidance = Guidance(ck.tokenizer, engine.end_ids)
+    grammar = reply_grammar({f["name"]: tool_arguments_schema(f["parameters"]) for f in GUIDED_TOOLS}, "some")
+    texts: list[str] = []
+
+    def pair() -> dict[str, float]:
+        plain = _masked_run(engine, prompt, tokens, None)
+        guide = guidance.compile(grammar)
+        masked = _masked_run(engine, prompt, tokens, guide)
+        texts.append(ck.tokenizer.decode(masked["ids"]))
+        return {"plain": plain["decode_tok_s"], "guided": masked["decode_tok_s"], "mask_ms": masked["mask_ms"]}
+
+    runs = _median_runs(pair, repeats, key="guided")
+    return {
+        "guided_prompt_tokens": len(prompt),
+        "plain_loop_decode_tok_s": round(runs["plain"], 2),
+        "guided_decode_tok_s": round(runs["guided"], 2),
+        "guided_vs_plain": round(runs["guided"] / runs["plain"], 3),
+        "grammar_ms_per_token": round(runs["mask_ms"], 3),
+        "guided_calls_parsed": len(parse_tool_calls(texts[-1])[1]),
+    }
+
+
+@torch.inference_mode()
+def _masked_run(engine: Engine, prompt: list[int], n_new: int, guide: Guide | None) -> dict[str, Any]:
+    """Exactly n_new greedy tokens; with a guide, each step's logits masked to what it allows, minus
+    the end-of-reply ids (so the grammar's "one or more calls" keeps going)."""
+    cache = engine.new_cache(1, len(prompt) + n_new)
+    logits = prefill(engine.model, cache, [prompt])[0]  # (V,)
+    ends = torch.tensor(sorted(engine.end_ids), dtype=torch.long)
+    ids, stamps, grammar_s = [], [], 0.0
+    for pos in range(len(prompt), len(prompt) + n_new):
+        if guide is not None:
+            t0 = time.perf_counter()
+            allowed = guide.allowed()
+            allowed[ends[ends < allowed.shape[0]]] = False
+            token = int(constrain(logits, allowed).argmax())
+            guide.accept(token)
+            grammar_s += time.perf_counter() - t0
+        else:
+            token = int(logits.argmax())
+        ids.append(token)
+        stamps.append(time.perf_counter())
+        logits = decode_step(engine.model, cache, torch.tensor([token]), torch.tensor([pos]))[0]
+    if guide is not None and guide.error:
+        raise InferenceError(f"guided decoding failed in the benchmark: {guide.error}")
+    return {"decode_tok_s": (n_new - 1) / (stamps[-1] - stamps[0]), "mask_ms": grammar_s / n_new * 1e3, "ids": ids}
 
 
 def _describe(model: InferenceModel, quant: int | None, group_size: int | None, dtype: str) -> str:

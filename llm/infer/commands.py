@@ -119,9 +119,10 @@ def bench_decode_cmd(
     vs_transformers: bool = typer.Option(False, "--vs-transformers", help="Also time HF transformers generate()."),
     gguf: Optional[str] = typer.Option(None, help="GGUF file for --vs-transformers (default: the model's source)."),
     prompt_file: Optional[str] = typer.Option(None, help="Text file whose first --context tokens are the prompt."),
+    guided: bool = typer.Option(False, "--guided", help="Also time decoding masked by a tool-call grammar."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Prefill/decode tok/s and peak RSS; speculative alpha and speedup; ratio vs transformers.
+    """Prefill/decode tok/s and peak RSS; speculative alpha and speedup; ratio vs transformers; guided cost.
 
     Example: llm bench decode smollm2-135m-instruct --quant 4 --tokens 128 --vs-transformers
     """
@@ -129,7 +130,7 @@ def bench_decode_cmd(
 
     result = bench_decode(
         model, quant, group_size, dtype, draft, prompt_lookup, gamma, adaptive, tokens, context, repeats, threads,
-        vs_transformers, gguf, prompt_file,
+        vs_transformers, gguf, prompt_file, guided=guided,
     )
     _print(result, as_json, "decode")
 

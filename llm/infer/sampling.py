@@ -5,7 +5,8 @@ seen token's positive logit is divided by the penalty, a negative one multiplied
 temperature, top-k, top-p (Holtzman et al. 2019, nucleus sampling) and min-p (a token is
 kept when its probability is at least min_p times the top token's). `target_probs` returns
 the resulting distribution, which speculative sampling must reproduce exactly; `sample`
-draws from it, or takes the argmax when temperature is 0.
+draws from it, or takes the argmax when temperature is 0. `constrain` applies a grammar's
+mask of allowed tokens (`llm.infer.guidance`) to the logits before any of that.
 
 Stop strings and token budgets live here as plain data; the engine enforces them. This
 module knows nothing about models or tokenizers.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SamplingParams", "penalize", "target_probs", "sample", "seen_mask"]
+__all__ = ["SamplingParams", "constrain", "penalize", "target_probs", "sample", "seen_mask"]
 
 
 class SamplingParams(BaseModel):
@@ -47,6 +48,15 @@ def seen_mask(histories: list[list[int]], vocab_size: int, device: torch.device 
         if ids:
             mask[b, torch.tensor(ids, device=device)] = True
     return mask
+
+
+def constrain(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Logits (..., V) with every id outside `allowed` (V',) bool set to -inf; ids at or past V'
+    (an embedding padded beyond the tokenizer) are never allowed."""
+    V = logits.shape[-1]
+    if allowed.shape[-1] < V:
+        allowed = torch.cat([allowed, allowed.new_zeros(V - allowed.shape[-1])])
+    return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
 
 
 def penalize(logits: torch.Tensor, seen: torch.Tensor | None, penalty: float) -> torch.Tensor:

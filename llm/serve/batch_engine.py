@@ -195,10 +195,10 @@ class BatchEngine:
         self.metrics.kv_blocks_used.set(self.cache.num_used_blocks)
 
     def _advance(self, seq: Sequence, picks: list[Pick], live: dict[int, Sequence]) -> None:
-        """Append the picked tokens, applying stop tokens, stop strings and length limits."""
+        """Append the picked tokens, applying stop tokens, stop strings, a completed grammar and length limits."""
         now = time.perf_counter()
         new: list[int] = []
-        text, logprobs, reason = "", [], None
+        text, logprobs, reason, error = "", [], None, None
         if seq.first_token is None:
             seq.first_token = now
             self.metrics.ttft.observe(now - seq.arrival)
@@ -218,6 +218,10 @@ class BatchEngine:
                 text += seq.text.push(pick.token)
                 if seq.text.stopped:
                     reason = "stop"
+            if reason is None and seq.guide is not None and seq.guide.done:
+                # Nothing but an end-of-reply id could follow: end here rather than spend a step on it.
+                error = seq.guide.error and f"guided decoding failed: {seq.guide.error}"
+                reason = "error" if error else "stop"
             if reason is None and (len(seq.output) >= seq.options.max_tokens or seq.length >= self.max_model_len):
                 reason = "length"
             if reason is not None:
@@ -226,7 +230,7 @@ class BatchEngine:
         if reason is None:
             self._emit(seq, new, text, logprobs, None)
         else:
-            self._finish(seq, live, new, text, logprobs, reason)
+            self._finish(seq, live, new, text, logprobs, reason, error)
 
     def _finish(
         self,

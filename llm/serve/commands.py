@@ -39,6 +39,9 @@ def serve_cmd(
     ),
     dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    guided_tools: bool = typer.Option(
+        False, help="With tool_choice auto, constrain every <tool_call> block the model starts to a valid call."
+    ),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API with continuous batching.
 

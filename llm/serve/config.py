@@ -33,6 +33,9 @@ class ServeConfig(BaseModel):
     max_model_len: int | None = Field(None, ge=2, description="Context limit (default: the model's).")
     max_prefill_tokens: int = Field(64, ge=16, description="Prompt tokens computed per engine step.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+    guided_tools: bool = Field(
+        False, description="Constrain tool-call blocks under tool_choice auto too (required and named always are)."
+    )
 
     @model_validator(mode="after")
     def _one_speculation(self) -> ServeConfig:

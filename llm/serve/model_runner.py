@@ -7,6 +7,11 @@ verifies up to k proposed tokens at once, over the paged cache (speculative deco
 Leviathan et al. 2023, "Fast Inference from Transformers via Speculative Decoding";
 greedy acceptance keeps the output identical to plain greedy decoding).
 
+A sequence with a grammar (guided decoding, `llm.infer.guidance`) has its logits masked to
+the tokens the grammar allows before sampling, and its guide advanced with every token,
+forced or picked. Such a sequence never speculates: its drafts would have to be checked
+against the grammar and the guide rolled back, for streams that are short and mostly forced.
+
 Knows the model, the cache and sampling; nothing about stop conditions, text or HTTP.
 Tensor letters: B rows, T tokens per row, V vocabulary.
 """
@@ -19,7 +24,7 @@ import torch
 
 from llm.infer.drafters import Drafter
 from llm.infer.paged_kv import OutOfBlocks, PagedKVCache
-from llm.infer.sampling import sample, seen_mask, target_probs
+from llm.infer.sampling import constrain, sample, seen_mask, target_probs
 from llm.serve.forward import ServedNet, forward_logits, model_device
 from llm.serve.metrics import ServeMetrics
 from llm.serve.sequence import Sequence, TokenLogprobs
@@ -101,15 +106,25 @@ class ModelRunner:
         else:
             params = opts.params
             seen = seen_mask([seq.tokens], logits.shape[-1], logits.device) if params.repetition_penalty != 1.0 else None
+            scores = logits if seq.guide is None else constrain(logits, seq.guide.allowed())
             if params.greedy:
-                token = int(sample(logits.unsqueeze(0), params, seen)[0])
+                token = int(sample(scores.unsqueeze(0), params, seen)[0])
             else:
-                token = _draw(target_probs(logits.unsqueeze(0), params, seen)[0], seq.generator)
+                token = _draw(target_probs(scores.unsqueeze(0), params, seen)[0], seq.generator)
+        if seq.guide is not None:
+            seq.guide.accept(token)
+        # Logprobs are the model's own (unmasked), as the model saw the choice.
         return Pick(token, _logprobs(logits, token, opts.logprobs) if opts.logprobs is not None else None)
 
     def _can_speculate(self, seq: Sequence) -> bool:
         params = seq.options.params
-        return self.drafter is not None and params.greedy and params.repetition_penalty == 1.0 and not seq.forcing
+        return (
+            self.drafter is not None
+            and params.greedy
+            and params.repetition_penalty == 1.0
+            and not seq.forcing
+            and seq.guide is None
+        )
 
     def _speculate(self, seq: Sequence) -> list[Pick] | None:
         """Verify proposed tokens in one pass; returns the accepted ones plus the model's own next token."""

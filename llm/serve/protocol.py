@@ -24,6 +24,8 @@ __all__ = [
     "FunctionDefinition",
     "NamedToolChoice",
     "StreamOptions",
+    "JsonSchemaSpec",
+    "ResponseFormat",
     "ChatCompletionRequest",
     "CompletionRequest",
     "TokenizeRequest",
@@ -119,6 +121,18 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
+class JsonSchemaSpec(_Request):
+    name: str = Field("response", max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema", description="The JSON schema the reply follows.")
+    strict: bool | None = Field(None, description="Accepted; the schema is always enforced.")
+
+
+class ResponseFormat(_Request):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+
 class _SamplingRequest(_Request):
     """Fields shared by chat and completions."""
 
@@ -150,7 +164,9 @@ class ChatCompletionRequest(_SamplingRequest):
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
-    response_format: dict[str, Any] | None = Field(None, description='Only {"type": "text"} is supported.')
+    response_format: ResponseFormat | None = Field(
+        None, description="json_schema or json_object: decoding is constrained to such JSON (guided decoding)."
+    )
 
 
 class CompletionRequest(_SamplingRequest):

@@ -2,8 +2,9 @@
 
 Every check a client can fail lives here and raises `APIError(400)` with a message naming
 the parameter: unsupported parameters set to non-default values, prompts too long for the
-context (both lengths named), `tool_choice` naming an unknown tool. Chats are rendered with
-the shared ChatML renderer, so the server shows a model exactly the layout it was trained on.
+context (both lengths named), `tool_choice` naming an unknown tool, schemas the grammar
+library refuses (`llm.serve.guided`). Chats are rendered with the shared ChatML renderer, so
+the server shows a model exactly the layout it was trained on.
 
 Knows the tokenizer, the chat template and the wire format; nothing about batching.
 """
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 
 from llm.chat_template import TOOL_CALL_OPEN, ChatTemplate, render_chat
 from llm.errors import LLMError
+from llm.infer.guidance import Guidance, Guide
 from llm.serve.api_errors import APIError
+from llm.serve.guided import request_guide
 from llm.serve.protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -40,6 +43,8 @@ class ServedModel:
     tokenizer: Tokenizer
     template: ChatTemplate
     max_model_len: int
+    guidance: Guidance  # compiles the grammars of guided decoding for this tokenizer
+    guided_tools: bool = False  # constrain tool calls under tool_choice "auto" too
     created: int = 0
 
 
@@ -49,12 +54,11 @@ class ChatPrompt:
     parse_tools: bool  # the reply's <tool_call> blocks become tool_calls
     forced_prefix: tuple[int, ...] = ()
     single_call: bool = False  # parallel_tool_calls=false: keep only the first call
+    guide: Guide | None = None  # the grammar the reply follows (guided decoding)
 
 
 def chat_prompt(req: ChatCompletionRequest, model: ServedModel) -> ChatPrompt:
     check_common(req)
-    if req.response_format and req.response_format.get("type", "text") != "text":
-        raise APIError(400, 'response_format: only {"type": "text"} is supported', param="response_format")
     tools = [t.model_dump(exclude_none=True) for t in req.tools or []]
     names = [t.function.name for t in req.tools or []]
     choice = req.tool_choice or ("auto" if tools else "none")
@@ -74,12 +78,14 @@ def chat_prompt(req: ChatCompletionRequest, model: ServedModel) -> ChatPrompt:
     elif choice == "required":
         head = f'{TOOL_CALL_OPEN}{{"name": "'
         forced = _forced_tokens(model.tokenizer, head, head + 'x"}')
+    guide = request_guide(req, choice, model.guidance, model.guided_tools)
     ids = _render(model, req.messages, tools if choice != "none" else None, add_generation_prompt=True)
     return ChatPrompt(
         ids=ids,
         parse_tools=choice != "none",
         forced_prefix=forced,
         single_call=not req.parallel_tool_calls,
+        guide=guide,
     )
 
 
@@ -123,6 +129,7 @@ def sampling_options(
     max_tokens: int | None,
     logprobs: int | None,
     forced_prefix: tuple[int, ...] = (),
+    guide: Guide | None = None,
 ) -> list[SamplingOptions]:
     """One options object per choice; choice i samples with seed + i so the n choices differ reproducibly."""
     limit = model.max_model_len
@@ -160,6 +167,7 @@ def sampling_options(
             ),
             logprobs=logprobs,
             forced_prefix=forced_prefix,
+            guide=guide,
         )
         for i in range(req.n)
     ]

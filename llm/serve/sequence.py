@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from llm.infer.guidance import Guide
 from llm.infer.sampling import SamplingParams
 from llm.infer.stop_strings import TextStream
 
@@ -30,6 +31,9 @@ class SamplingOptions:
     # Tokens the reply must start with (e.g. "<tool_call>" when a tool call is required): taken
     # instead of sampled, then the model continues from them.
     forced_prefix: tuple[int, ...] = ()
+    # A grammar the reply must follow (guided decoding), at its start; every sequence
+    # advances its own copy. None: unconstrained, and the sampler never looks at a mask.
+    guide: Guide | None = None
 
     @property
     def max_tokens(self) -> int:
@@ -84,6 +88,7 @@ class Sequence:
     num_computed: int = 0  # leading tokens whose keys/values are in the KV cache
     finish_reason: str | None = None
     generator: torch.Generator | None = None
+    guide: Guide | None = None  # this sequence's position in options.guide's grammar
     arrival: float = field(default_factory=time.perf_counter)
     first_scheduled: float | None = None
     first_token: float | None = None
@@ -94,6 +99,8 @@ class Sequence:
         if seed is not None and not self.options.greedy:
             # 64-bit wrap: OpenAI seeds are signed, torch wants a non-negative 64-bit integer.
             self.generator = torch.Generator().manual_seed(seed & 0xFFFF_FFFF_FFFF_FFFF)
+        if self.options.guide is not None:
+            self.guide = self.options.guide.fork()
 
     @property
     def tokens(self) -> list[int]:

@@ -20,6 +20,7 @@ from llm.checkpoint import Checkpoint
 from llm.errors import ConfigError, InferenceError
 from llm.generation import load_model, stop_ids
 from llm.infer.drafters import Drafter, ModelDrafter, PromptLookupDrafter, check_same_tokenizer
+from llm.infer.guidance import Guidance
 from llm.infer.inference_model import InferenceModel
 from llm.infer.paged_kv import PagedKVCache
 from llm.infer.quantize import QuantConfig, is_quantized, quantize_model
@@ -59,6 +60,8 @@ def build_app(config: ServeConfig, checkpoint: Checkpoint | None = None) -> tupl
         tokenizer=ck.tokenizer,
         template=ChatTemplate(ck.config.chat_template, ck.config.default_system),
         max_model_len=engine.max_model_len,
+        guidance=Guidance(ck.tokenizer, engine.end_ids),
+        guided_tools=config.guided_tools,
         created=int(time.time()),
     )
     warm_up(engine)

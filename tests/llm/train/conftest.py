@@ -3,6 +3,9 @@ so runs are bit-for-bit repeatable and do not fight other processes for cores)."
 
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
 from llm.data.prepare import prepare_data, train_tokenizer
@@ -55,3 +58,69 @@ def tiny_cfg(tiny_overrides):
         return load_train_config(None, [*tiny_overrides, *extra])
 
     return make
+
+
+# ---- post-training: a tiny chat model and tool-use conversations ------------------------------
+
+CALC_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "calculator",
+        "description": "Evaluate arithmetic.",
+        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    },
+}
+
+
+def calc_conversation(a: int, b: int) -> dict:
+    args = json.dumps({"expression": f"{a}*{b}"})
+    return {
+        "messages": [
+            {"role": "user", "content": f"What is {a} times {b}?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": args}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": str(a * b)},
+            {"role": "assistant", "content": f"{a} times {b} is {a * b}."},
+        ],
+        "tools": [CALC_TOOL],
+    }
+
+
+def calc_pair(a: int, b: int) -> dict:
+    conv = calc_conversation(a, b)
+    return {"prompt": conv["messages"][:1], "chosen": conv["messages"][1],
+            "rejected": {"role": "assistant", "content": f"It is {a + b}."}, "tools": [CALC_TOOL]}
+
+
+def write_jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def chat_ckpt(tmp_path_factory):
+    """A random-init nano checkpoint whose tokenizer knows ChatML, tool calls and digits."""
+    import torch
+
+    from llm.chat_template import render_chat_text
+    from llm.checkpoint import make_meta, save_checkpoint
+    from llm.config import load_preset
+    from llm.model import GPT
+    from llm.tokenizer import Tokenizer
+
+    rng = random.Random(0)
+    boot = Tokenizer.train(["hello world"], 260)
+    texts = [render_chat_text(boot, calc_conversation(rng.randint(2, 99), rng.randint(2, 99))["messages"], [CALC_TOOL])
+             for _ in range(30)]
+    tok = Tokenizer.train(texts, 600)
+    torch.manual_seed(0)
+    cfg = load_preset("nano").model_copy(update={"vocab_size": tok.vocab_size, "name": "nano-chat", "max_seq_len": 512})
+    path = tmp_path_factory.mktemp("chat") / "base"
+    save_checkpoint(path, GPT(cfg), cfg, tok, make_meta("pretrain"))
+    return path
+
+
+@pytest.fixture
+def post_overrides(tmp_path):
+    return ["train.seq_len=256", "train.threads=1", "train.device=cpu", "run.progress=false",
+            f"run.dir={tmp_path / 'runs'}", "train.warmup_steps=2", "eval.every=0", "checkpoint.every=0"]
