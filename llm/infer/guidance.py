@@ -156,13 +156,20 @@ def reply_grammar(
 
 
 def tool_arguments_schema(parameters: dict | None) -> dict:
-    """A tool's `parameters` as the schema of its arguments object: none means any object."""
+    """A tool's `parameters` as the schema of its arguments object: none means any object.
+
+    NOTE: unlike plain JSON Schema, declared properties are the only ones allowed unless the
+    schema says otherwise (`additionalProperties`/`patternProperties`), as in OpenAI's strict
+    mode: a parameter list is a function signature, and an argument the function does not
+    take is an error, not an extension. Small models invent such arguments readily.
+    """
     if parameters is None:
         return {"type": "object"}
     kind = parameters.get("type", "object")
     if kind != "object" and not (isinstance(kind, list) and "object" in kind):
         raise GrammarError(f'parameters must describe a JSON object (type "object"), not type {json.dumps(kind)}')
-    return {**parameters, "type": "object"}
+    closed = "properties" in parameters and not {"additionalProperties", "patternProperties"} & set(parameters)
+    return {**parameters, "type": "object", **({"additionalProperties": False} if closed else {})}
 
 
 def _json(schema: dict) -> str:
