@@ -6,6 +6,8 @@
 | grep_search | grep a directory for a note or a definition |
 | long_log | answer from a long log with grep / `grep -c`, never reading it whole |
 | give_up | say honestly that the thing asked for is not there |
+| compare_files | read several files in one turn, compare one value |
+| dated_notes | grep many dated notes, the latest fact wins |
 | arithmetic | calculator, one or two steps |
 | csv_question / json_question | peek at the file, compute with run_python |
 | shell_oneliner | count, archive, sum lines with run_shell |
@@ -13,6 +15,8 @@
 | replan_missing | a different approach after a permanent error |
 | parallel_lookup | independent mock-API lookups in one turn |
 | edit_tests | run tests, fix with edit_file, re-run them |
+| implement_function | fill in a stub from its docstring, run its tests |
+| rename_symbol | grep, edit every use in one turn, grep again, import check |
 | planted_instruction | do the task, ignore an instruction planted in a file |
 
 Final answers are short and take the form the instruction asks for (a value, a number,
@@ -26,8 +30,8 @@ from typing import Callable
 
 from evals.synth.episode import Episode, Style
 from evals.synth.families.compute import arithmetic, csv_question, json_question, shell_oneliner
-from evals.synth.families.edit import edit_tests
-from evals.synth.families.lookup import config_value, give_up, grep_search, long_log
+from evals.synth.families.edit import edit_tests, implement_function, rename_symbol
+from evals.synth.families.lookup import compare_files, config_value, dated_notes, give_up, grep_search, long_log
 from evals.synth.families.recovery import parallel_lookup, replan_missing, retry_transient
 from evals.synth.families.safety import planted_instruction
 
@@ -40,6 +44,8 @@ FAMILIES: dict[str, Family] = {
     "grep_search": grep_search,
     "long_log": long_log,
     "give_up": give_up,
+    "compare_files": compare_files,
+    "dated_notes": dated_notes,
     "arithmetic": arithmetic,
     "csv_question": csv_question,
     "json_question": json_question,
@@ -48,5 +54,7 @@ FAMILIES: dict[str, Family] = {
     "replan_missing": replan_missing,
     "parallel_lookup": parallel_lookup,
     "edit_tests": edit_tests,
+    "implement_function": implement_function,
+    "rename_symbol": rename_symbol,
     "planted_instruction": planted_instruction,
 }

@@ -95,8 +95,10 @@ def csv_question(rng: random.Random, style: Style) -> Episode:
         counts[g] += 1
     text = f"date,{group_col},{value_col}\n" + "".join(f"{d},{g},{v}\n" for d, g, v in rows)
     kind = rng.choice(["max_total", "mean", "count_above"])
+    if kind == "max_total" and len(set(totals.values())) != len(totals):
+        kind = "count_above"  # a tie has no single answer
     load = f"import csv\nrows = list(csv.DictReader(open({path!r})))\n"
-    if kind == "max_total" and len(set(totals.values())) == len(totals):
+    if kind == "max_total":
         best = max(totals, key=totals.get)
         instruction = phrase(rng, [
             "In {path}, add up {v} for each {g}. Which {g} has the largest sum? Reply with its name only.",
@@ -107,8 +109,7 @@ def csv_question(rng: random.Random, style: Style) -> Episode:
                 "print(sorted(totals.items(), key=lambda kv: -kv[1]))\n")
         final, evidence = best, f"('{best}', {totals[best]})"
     elif kind == "mean":
-        g = rng.choice(groups if all(counts[x] for x in groups) else list(counts))
-        g = g if counts[g] else next(iter(counts))
+        g = rng.choice(sorted(counts))
         mean = totals[g] / counts[g]
         instruction = phrase(rng, [
             "What is the average {v} for {g} {name} in {path}, to two decimals? Number only.",
@@ -157,15 +158,34 @@ def json_question(rng: random.Random, style: Style) -> Episode:
     limit = rng.choice([5, 10, 15, 20])
     low = [i["sku"] for i in items if i["qty"] < limit]
     load = f"import json\nitems = json.load(open({path!r}))['items']\n"
-    kind = rng.choice(["list", "object"]) if low else "object"
+    kind = rng.choice(["list", "object", "write"]) if low else rng.choice(["object", "write"])
+    out = None
+    if kind == "write":
+        out = rng.choice(["by_owner.json", "owners.json", "report/owner_totals.json"])
+        owners: dict[str, int] = defaultdict(int)
+        for i in items:
+            owners[i["owner"]] += i["qty"]
+        instruction = phrase(rng, [
+            "From {path}, write {out}: a JSON object mapping each owner to the total qty of their items, keys sorted. Then tell me which owner has the most.",
+            "Create {out} with the qty summed per owner from {path} (JSON object, sorted keys), and name the owner with the largest total.",
+        ], path=path, out=out)
+        code = (load + "totals = {}\nfor i in items:\n    totals[i['owner']] = totals.get(i['owner'], 0) + i['qty']\n"
+                + ("import os\nos.makedirs('report', exist_ok=True)\n" if "/" in out else "")
+                + f"json.dump(dict(sorted(totals.items())), open({out!r}, 'w'), indent=2)\n"
+                "print(max(totals.items(), key=lambda kv: kv[1]))\n")
+        best = max(owners.items(), key=lambda kv: kv[1])
+        final = f"Wrote {out} with {len(owners)} owners; {best[0]} has the most ({best[1]})."
+        evidence = f"('{best[0]}', {best[1]})"
+        if sum(1 for v in owners.values() if v == best[1]) > 1:  # a tie has no single answer: ask for the list instead
+            kind = "object"
     if kind == "list":
         instruction = phrase(rng, [
             "Which SKUs in {path} have a qty below {limit}? Answer with a JSON list of the SKUs in file order, nothing else.",
             "List the SKUs from {path} whose qty is under {limit}, as a JSON array (file order). Only the JSON.",
         ], path=path, limit=limit)
         code = load + f"print(json.dumps([i['sku'] for i in items if i['qty'] < {limit}]))\n"
-        final = json.dumps(low)
-    else:
+        final = evidence = json.dumps(low)
+    elif kind == "object":
         by_bin: dict[str, int] = defaultdict(int)
         for i in items:
             by_bin[i["bin"][0]] += i["qty"]
@@ -176,13 +196,18 @@ def json_question(rng: random.Random, style: Style) -> Episode:
         ], path=path)
         code = (load + "totals = {}\nfor i in items:\n    totals[i['bin'][0]] = totals.get(i['bin'][0], 0) + i['qty']\n"
                 "print(json.dumps(dict(sorted(totals.items()))))\n")
+        evidence = final
     turns = [calls(call("read_file", path=path, end_line=12)), calls(call("run_python", code=code)), answer(final)]
     tools = tools_for(rng, ["read_file", "run_python"], ["list_dir", "glob"])
-    rejections = [
-        reply(len(turns) - 1, "wrong_format", f"Here is the result: {final}"),
-        reply(1, "stopped_early", json.dumps(low[:1] if kind == "list" else {"A": items[0]["qty"]})),
-    ]
-    return Episode("json_question", instruction, Recipe({path: text}, tools), turns, rejections, evidence=[final])
+    if kind == "write":
+        rejections = [reply(1, "stopped_early", f"{items[0]['owner']} has the most."),
+                      reply(1, "invented_content", f"Wrote {out}.")]
+    else:
+        rejections = [
+            reply(len(turns) - 1, "wrong_format", f"Here is the result: {final}"),
+            reply(1, "stopped_early", json.dumps(low[:1] if kind == "list" else {"A": items[0]["qty"]})),
+        ]
+    return Episode("json_question", instruction, Recipe({path: text}, tools), turns, rejections, evidence=[evidence])
 
 
 def shell_oneliner(rng: random.Random, style: Style) -> Episode:
@@ -199,8 +224,20 @@ def shell_oneliner(rng: random.Random, style: Style) -> Episode:
             if rel not in files:
                 files[rel] = f"{name} {rng.randint(0, 999)}\n"
                 target += e == ext
-    kind = rng.choice(["count", "archive", "lines"])
-    if kind == "count" or target == 0:
+    kind = rng.choice(["count", "archive", "lines", "list"])
+    if kind == "list":
+        names = sorted(p.rsplit("/", 1)[1] for p in files if p.endswith(f".{ext}"))
+        if not names:
+            rel = f"{root}/{pick(rng, NOUNS)}_0.{ext}"
+            files[rel] = "placeholder\n"
+            names = [rel.rsplit("/", 1)[1]]
+        instruction = phrase(rng, [
+            "List the names of all .{ext} files anywhere under {root}/, without their folders, sorted, one per line. Use the shell.",
+            "With one shell command, print the bare file names of every .{ext} file in {root}/ (subfolders too), sorted alphabetically. Reply with the list only, one per line.",
+        ], ext=ext, root=root)
+        command = f"find {root} -type f -name '*.{ext}' -printf '%f\\n' | sort"
+        final = "\n".join(sorted(names))
+    elif kind == "count" or target == 0:
         instruction = phrase(rng, [
             "How many .{ext} files does {root}/ hold, counting its subfolders too? {tail}",
             "Count every file ending in .{ext} anywhere in {root}/. {tail}",
@@ -229,5 +266,8 @@ def shell_oneliner(rng: random.Random, style: Style) -> Episode:
         final = str(sum(files[p].count("\n") for p in top))
     turns = [calls(call("run_shell", command=command)), answer(final)]
     tools = tools_for(rng, ["run_shell"], ["list_dir", "read_file", "glob"])
-    rejections = [reply(0, "answer_without_looking", str(int(final) + rng.randint(1, 4)))]
+    guess = final.splitlines()[0] if kind == "list" else str(int(final) + rng.randint(1, 4))
+    rejections = [reply(0, "answer_without_looking", guess)]
+    if kind == "list" and final.count("\n"):
+        rejections.append(reply(1, "wrong_format", f"The .{ext} files are: {', '.join(final.splitlines())}."))
     return Episode("shell_oneliner", instruction, Recipe(files, tools), turns, rejections, evidence=[final])

@@ -1,4 +1,5 @@
-"""Families that find one fact: a config value, a grep hit, a fact in a long log, an honest "not there".
+"""Families that find facts: a config value, a grep hit, a fact in a long log, an honest "not there",
+one value compared across files read in one turn, the latest of many dated notes.
 
 Each family is `make(rng, style) -> Episode`; the workspace, the wording and the plan all
 come from `rng`.
@@ -10,9 +11,9 @@ import random
 
 from evals.synth.episode import Episode, Recipe, Style
 from evals.synth.families.common import answer, call, calls, phrase, reply, tool_reply, tools_for
-from evals.synth.vocab import HANDLES, NOUNS, SERVICES, TOPICS, pick, sample
+from evals.synth.vocab import FIRST_NAMES, HANDLES, NOUNS, SERVICES, TOPICS, pick, sample
 
-__all__ = ["config_value", "grep_search", "long_log", "give_up"]
+__all__ = ["config_value", "grep_search", "long_log", "give_up", "compare_files", "dated_notes"]
 
 _SECTIONS = ["server", "cache", "queue", "storage", "limits", "logging", "auth", "metrics"]
 _KEYS = {
@@ -249,3 +250,62 @@ def give_up(rng: random.Random, style: Style) -> Episode:
         invented = pick(rng, HANDLES)
     rejections = [reply(len(turns) - 1, "invented_content", invented), reply(0, "answer_without_looking", invented)]
     return Episode("give_up", instruction, Recipe(files, tools), turns, rejections, evidence=evidence)
+
+
+def compare_files(rng: random.Random, style: Style) -> Episode:
+    """Read several small files in one turn (they are independent) and compare one value."""
+    folder = rng.choice(["conf", "settings", "services"])
+    services = sample(rng, SERVICES, rng.randint(2, 4))
+    key = rng.choice(["worker_count", "pool_size", "queue_depth", "batch_size"])
+    values: dict[str, int] = {}
+    files: dict[str, str] = {}
+    for svc in services:
+        while (value := int(_KEYS[key](rng))) in values.values():
+            pass
+        values[svc] = value
+        others = {k: _KEYS[k](rng) for k in sample(rng, [k for k in _KEYS if k != key], 2)}
+        body = {**others, key: str(value)}
+        files[f"{folder}/{svc}.properties"] = "".join(f"{k}={v}\n" for k, v in body.items())
+    largest = rng.random() < 0.5
+    best = (max if largest else min)(values, key=values.get)
+    instruction = phrase(rng, [
+        "Of the services {list}, which one has the {most} {key}? Their settings are {folder}/<name>.properties. Reply with the service name only.",
+        "Compare {key} across {list} (files in {folder}/, one per service) and tell me which service has the {most}. Name only.",
+    ], list=", ".join(services), most="largest" if largest else "smallest", key=key, folder=folder)
+    reads = [call("read_file", path=f"{folder}/{svc}.properties") for svc in services]
+    turns = [calls(*reads), answer(best)]
+    tools = tools_for(rng, ["read_file"], ["list_dir", "grep", "glob"])
+    wrong = next(s for s in services if s != best)
+    rejections = [reply(0, "answer_without_looking", wrong), reply(1, "invented_content", wrong)]
+    if not style.one_call_per_turn:
+        rejections.append(tool_reply(0, "one_at_a_time", reads[0]))
+    return Episode("compare_files", instruction, Recipe(files, tools), turns, rejections,
+                   evidence=[f"{key}={values[best]}"])
+
+
+def dated_notes(rng: random.Random, style: Style) -> Episode:
+    """Many dated notes; a fact changes over time and the latest one counts: grep the folder, read the order."""
+    folder = rng.choice(["journal", "oncall", "handovers", "ops-log"])
+    year = rng.choice([2021, 2022, 2025])
+    people = sample(rng, FIRST_NAMES, rng.randint(3, 5))
+    month = rng.randint(1, 9)
+    days = sorted(rng.sample(range(1, 29), rng.randint(6, 10)))
+    handover_days = sorted(rng.sample(days, len(people)))
+    files: dict[str, str] = {}
+    current = None
+    for day in days:
+        lines = [f"# Ops log {year}-{month:02d}-{day:02d}", ""]
+        lines += [f"- {pick(rng, TOPICS)}: {rng.choice(['looked fine', 'needs a follow-up', 'discussed, no action'])}"
+                  for _ in range(rng.randint(2, 4))]
+        if day in handover_days:
+            current = people[handover_days.index(day)]
+            lines.insert(rng.randrange(2, len(lines) + 1), f"- pager duty handed over to {current}")
+        files[f"{folder}/{year}-{month:02d}-{day:02d}.md"] = "\n".join(lines) + "\n"
+    instruction = phrase(rng, [
+        "{folder}/ has one file per day. Who holds pager duty now, i.e. after the most recent handover? First name only.",
+        "Going by the daily files in {folder}/, who was pager duty last handed over to? Reply with the first name alone.",
+    ], folder=folder)
+    turns = [calls(call("grep", pattern="handed over to", path=folder)), answer(current)]
+    tools = tools_for(rng, ["grep"], ["read_file", "list_dir", "glob"])
+    rejections = [reply(1, "invented_content", people[0]), reply(0, "answer_without_looking", people[0])]
+    return Episode("dated_notes", instruction, Recipe(files, tools), turns, rejections, evidence=[f"handed over to {current}"])

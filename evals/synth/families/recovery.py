@@ -1,5 +1,6 @@
 """Families about tools that fail or take time: retry after a transient error, a new approach
-after a permanent one, and several independent lookups in one turn (mock APIs with latency).
+after a permanent one (a missing file, a retired API with the data in a workspace table),
+and several independent lookups in one turn (mock APIs with latency).
 
 Faults and mock tools are declared in the recipe exactly like a task's `faults:` and
 `mock_tools:`. How often a transient fault must fire for the model to see it depends on
@@ -88,6 +89,47 @@ def retry_transient(rng: random.Random, style: Style) -> Episode:
 
 
 def replan_missing(rng: random.Random, style: Style) -> Episode:
+    return (_missing_file if rng.random() < 0.55 else _retired_api)(rng, style)
+
+
+_PERMANENT = [
+    "410 Gone: {name} was retired; the figures are published as files now",
+    "401 Unauthorized: the token for {name} has expired and cannot be renewed today",
+    "403 Forbidden: this workspace has no access to {name}; use the exported table",
+]
+
+
+def _retired_api(rng: random.Random, style: Style) -> Episode:
+    """A mock API that fails for good; the same data sits in a table in the workspace."""
+    cities = sample(rng, CITIES, rng.randint(4, 6))
+    rainfall = {c: rng.randint(300, 2400) for c in cities}
+    city = rng.choice(cities)
+    api = _mock("rainfall_mm", "Average yearly rainfall of a city in millimetres.", "city",
+                {c: f"{v} mm" for c, v in rainfall.items()}, rng, "unknown city")
+    folder = rng.choice(["exports", "tables", "climate"])
+    table = f"{folder}/rainfall_{rng.randint(2019, 2023)}.csv"
+    files = {table: "city,mm_per_year\n" + "".join(f"{c},{v}\n" for c, v in rainfall.items()),
+             f"{folder}/sources.txt": f"Tables exported from the climate service ({rng.randint(2, 12)} files).\n"}
+    error = rng.choice(_PERMANENT).format(name="rainfall_mm")
+    recipe = Recipe(files, tools_for(rng, ["read_file", "list_dir"], ["grep", "glob", "calculator"]), mock_tools=[api],
+                    faults=[FaultSpec(tool="rainfall_mm", calls=list(range(1, 9)), error=error)])
+    instruction = phrase(rng, [
+        "How much rain does {city} get per year, in mm? Ask rainfall_mm; if that service fails, the data was also exported into this workspace. Number only.",
+        "Yearly rainfall in {city} (mm)? Try the rainfall_mm tool first; the same figures exist as a table here. Reply with the number.",
+    ], city=city)
+    plan = replan_note(style, "rainfall_mm fails for good; find the exported table in the workspace.",
+                       f"Read the row for {city}.")
+    turns = [calls(call("rainfall_mm", city=city)), calls(call("list_dir", path=folder), content=plan),
+             calls(call("read_file", path=table)), answer(str(rainfall[city]))]
+    rejections = [
+        tool_reply(1, "repeated_call", call("rainfall_mm", city=city)),
+        reply(1, "ignored_error", str(rainfall[city] + rng.randint(10, 200))),
+        reply(1, "stopped_early", f"The rainfall service is unavailable ({error.split(':')[0]}), so I cannot say."),
+    ]
+    return Episode("replan_missing", instruction, recipe, turns, rejections, evidence=[f"{city},{rainfall[city]}"])
+
+
+def _missing_file(rng: random.Random, style: Style) -> Episode:
     svc = pick(rng, SERVICES)
     text, key, value = _settings(rng)
     real_dir, wrong_dir = sample(rng, ["config", "etc", "opts", "runtime", "deploy"], 2)
