@@ -193,3 +193,24 @@ def test_cli_writes_rows_and_reports_bad_input_in_one_line(tmp_path, capsys):
     bad.write_text('{"hello": 1}\n')
     assert data_main(["stats", str(bad)]) == 1
     assert "neither an SFT row" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_rows_render_with_the_shared_renderer_and_the_prompt_stays_compact(data, smollm2_path, tmp_path):
+    from iclaw.prompts import DEFAULT_SYSTEM_PROMPT
+    from iclaw.tools import builtin_registry
+    from llm.chat_template import render_chat
+    from llm.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(Path(smollm2_path) / "tokenizer.json")
+    rows, pairs = data
+    for row in rows:
+        ids, mask = render_chat(tok, row["messages"], row["tools"])
+        assert 0 < sum(mask) < len(ids)
+    for pair in pairs:
+        for step in (pair["chosen"], pair["rejected"]):
+            render_chat(tok, [*pair["prompt"], step], pair["tools"])
+    # The system prompt with all nine built-in tool schemas was 1318 SmolLM2 tokens before compaction.
+    schemas = builtin_registry(tmp_path).schemas()
+    ids, _ = render_chat(tok, [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}], schemas)
+    assert len(schemas) == 9 and len(ids) <= 850
