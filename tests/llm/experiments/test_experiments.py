@@ -1,7 +1,10 @@
 """Every experiment runs at a tiny budget and writes report.md, PNG plots and CSV tables."""
 
 import csv
+import math
+import re
 
+import numpy as np
 import pytest
 
 from llm.experiments import EXPERIMENTS, ExperimentContext
@@ -56,15 +59,37 @@ def test_experiment_writes_its_files(name, files, reports):
     assert rows
 
 
+def isoflop_tokens_per_param(rows: list[dict]) -> list[float]:
+    """Chinchilla approach 2, recomputed from runs.csv: per compute level, the vertex N_opt of a
+    parabola through (log N, val loss) (clipped to the sampled sizes), D_opt = C / 6 N_opt."""
+    ratios = []
+    for level in sorted({r["level"] for r in rows}):
+        runs = [r for r in rows if r["level"] == level]
+        x = np.log([float(r["params"]) for r in runs])
+        y = np.array([float(r["val_loss"]) for r in runs])
+        c2, c1, _ = np.polyfit(x, y, 2)
+        x_opt = float(np.clip(-c1 / (2 * c2), x.min(), x.max())) if c2 > 0 else float(x[np.argmin(y)])
+        n_opt = math.exp(x_opt)
+        ratios.append(float(runs[0]["target_compute_flops"]) / (6 * n_opt) / n_opt)
+    return ratios
+
+
 def test_chinchilla_answers_the_question(reports):
     report = reports("chinchilla")
     text = report.read_text()
-    assert "Compute-optimal tokens per parameter found here" in text and "~20" in text
     rows = list(csv.DictReader(open(report.parent / "runs.csv")))
     assert len(rows) == 6 and len({r["shape"] for r in rows}) == 3
     # at one compute level, bigger models get fewer tokens
     level0 = sorted((r for r in rows if r["level"] == "0"), key=lambda r: int(r["params"]))
     assert [int(r["tokens"]) for r in level0] == sorted((int(r["tokens"]) for r in level0), reverse=True)
+    # The ratio itself: the number the report states is the median IsoFLOP tokens/param of these runs.
+    ratios = isoflop_tokens_per_param(rows)
+    iso = list(csv.DictReader(open(report.parent / "isoflop.csv")))
+    assert [float(r["tokens_per_param"]) for r in iso] == pytest.approx(ratios, rel=1e-6)
+    stated = re.search(r"Compute-optimal tokens per parameter found here: \*\*([^*]+)\*\*", text)
+    assert stated, text
+    assert float(stated.group(1).replace(",", "")) == pytest.approx(float(np.median(ratios)), rel=5e-3)
+    assert all(r > 0 and math.isfinite(r) for r in ratios)
 
 
 def test_accum_vs_batch_curves_match(reports):

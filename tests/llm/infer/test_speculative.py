@@ -11,22 +11,63 @@ from llm.infer.engine import Engine
 from llm.infer.inference_model import InferenceModel
 from llm.infer.sampling import SamplingParams, target_probs
 from llm.infer.speculative import SpeculativeDecoder, predicted_speedup
+from llm.model import GPT
 from llm.tokenizer import Tokenizer
 
 PROMPTS = [[3, 14, 15, 92, 65], [7] * 9, [1, 2, 3, 1, 2, 3, 1, 2], [200, 150, 100, 50]]
 
 
+def layer_skip_draft(target: GPT) -> GPT:
+    """The target's first block alone, with its embeddings, final norm and head: a draft that
+    agrees with the target often but not always (self-speculation as in LayerSkip, Elhoushi
+    et al. 2024). A random unrelated draft is never accepted, so it cannot test rollback."""
+    n = target.config.n_layers
+    draft = GPT(target.config.model_copy(update={"n_layers": n - 1})).eval()
+    draft.load_state_dict({k: v for k, v in target.state_dict().items() if not k.startswith(f"blocks.{n - 1}.")})
+    return draft
+
+
+class RecordingDrafter(ModelDrafter):
+    """A ModelDrafter that keeps every (context, drafts) pair it produced."""
+
+    def __init__(self, model: InferenceModel) -> None:
+        super().__init__(model)
+        self.calls: list[tuple[list[int], list[int]]] = []
+
+    def propose(self, tokens, k, params, generator):
+        drafts, q = super().propose(tokens, k, params, generator)
+        self.calls.append((list(tokens), drafts))
+        return drafts, q
+
+
+@torch.inference_mode()
+def naive_greedy(model: GPT, context: list[int], n: int) -> list[int]:
+    """n greedy tokens the slow way: a full forward pass per token, no cache."""
+    ids = list(context)
+    for _ in range(n):
+        logits, _ = model(torch.tensor([ids]))
+        ids.append(int(logits[0, -1].argmax()))
+    return ids[len(context):]
+
+
 @pytest.mark.parametrize("gamma", [1, 3, 6])
 def test_model_draft_greedy_equals_target_greedy(gamma, make_model):
+    """Partly accepted drafts: the output is still the target's, and after every rejection the
+    draft's cache is rolled back so that its next proposals are what it would propose afresh."""
     target = make_model(seed=10, sharp=8.0)
-    draft = make_model(seed=11, sharp=8.0, n_layers=1, d_model=32, n_heads=2, n_kv_heads=1, ffn_hidden=64)
+    draft = layer_skip_draft(target)
     engine = Engine(target)
     params = SamplingParams(max_tokens=24)
     for prompt in PROMPTS:
         plain = engine.generate(prompt, params)[0].tokens
-        dec = SpeculativeDecoder(ModelDrafter(InferenceModel.from_gpt(draft)), gamma=gamma)
+        drafter = RecordingDrafter(InferenceModel.from_gpt(draft))
+        dec = SpeculativeDecoder(drafter, gamma=gamma)
         assert engine.generate(prompt, params, decoder=dec)[0].tokens == plain
-        assert dec.stats.rounds < 24 or dec.stats.accepted == 0
+        st = dec.stats
+        assert 0 < st.accepted < st.proposed, (prompt, st)  # some drafts kept, some rejected
+        assert st.rejections > 0 and st.rounds < len(plain) - 1  # fewer target passes than tokens
+        for context, drafts in drafter.calls:
+            assert drafts == naive_greedy(draft, context, len(drafts)), (prompt, len(context))
 
 
 def test_a_draft_identical_to_the_target_is_always_accepted(make_model):
@@ -38,13 +79,36 @@ def test_a_draft_identical_to_the_target_is_always_accepted(make_model):
     assert dec.stats.alpha == 1.0 and dec.stats.rounds == 4  # 1 from the prefill, then 5 per round
 
 
+class RecordingLookup(PromptLookupDrafter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[list[int], list[int]]] = []
+
+    def propose(self, tokens, k, params, generator):
+        drafts, q = super().propose(tokens, k, params, generator)
+        self.calls.append((list(tokens), drafts))
+        return drafts, q
+
+
+def copied_from_context(context: list[int], drafts: list[int]) -> bool:
+    """`drafts` is what followed an earlier occurrence of the context's last token."""
+    n = len(drafts)
+    return any(context[i - 1] == context[-1] and context[i : i + n] == drafts for i in range(1, len(context) - n + 1))
+
+
 def test_prompt_lookup_greedy_equals_target_greedy_and_copies(make_model):
     engine = Engine(make_model(seed=13, sharp=8.0))
     params = SamplingParams(max_tokens=30)
     for gamma in (2, 5):
         for prompt in PROMPTS:
-            dec = SpeculativeDecoder(PromptLookupDrafter(), gamma=gamma, adaptive=gamma == 5)
-            assert engine.generate(prompt, params, decoder=dec)[0].tokens == engine.generate(prompt, params)[0].tokens
+            drafter = RecordingLookup()
+            dec = SpeculativeDecoder(drafter, gamma=gamma, adaptive=gamma == 5)
+            plain = engine.generate(prompt, params)[0].tokens
+            assert engine.generate(prompt, params, decoder=dec)[0].tokens == plain
+            # The output repeats itself, so lookup really copies and the target really accepts.
+            assert dec.stats.accepted > 0 and dec.stats.rounds < len(plain) - 1, (prompt, dec.stats)
+            proposals = [(ctx, d) for ctx, d in drafter.calls if d]
+            assert proposals and all(copied_from_context(ctx, d) for ctx, d in proposals)
 
 
 def test_prompt_lookup_proposes_the_continuation_of_the_latest_match():

@@ -62,15 +62,18 @@ def engine_for(nano):
 
 @torch.inference_mode()
 def reference(nano, prompt, max_tokens):
-    """One request alone, the naive way: a full forward pass over the whole sequence per token, no cache."""
+    """One request alone, the naive way: a full forward pass over the whole sequence per token, no cache.
+
+    Returns what the engine must report: every generated id, the end-of-reply id included
+    (it counts as a completion token, though it is not text), and the finish reason.
+    """
     ends, ids = set(stop_ids(nano)), list(prompt)
     for _ in range(max_tokens):
         logits, _ = nano.model(torch.tensor([ids]))
-        nxt = int(logits[0, -1].argmax())
-        if nxt in ends:
-            break
-        ids.append(nxt)
-    return ids[len(prompt) :]
+        ids.append(int(logits[0, -1].argmax()))
+        if ids[-1] in ends:
+            return ids[len(prompt) :], "stop"
+    return ids[len(prompt) :], "length"
 
 
 @pytest.mark.parametrize("kind", ["gpt", "inference_model"])
@@ -79,14 +82,11 @@ def test_batched_greedy_equals_sequential_greedy(nano, engine_for, kind):
     net = nano.model if kind == "gpt" else InferenceModel.from_gpt(nano.model)
     prompts = [nano.tokenizer.encode(p) for p in PROMPTS]
     got = run(engine_for(net), prompts, opts(max_tokens=24, temperature=0.0))
-    outputs = set()
-    for i, p in enumerate(prompts):
-        want = reference(nano, p, 24)
-        tokens, reason = got[i]
-        assert tokens[: len(want)] == want
-        assert reason == ("length" if len(want) == 24 else "stop")
-        outputs.add(tuple(want))
-    assert len(outputs) > 4  # the prompts really lead to different continuations
+    wants = [reference(nano, p, 24) for p in prompts]
+    for i, want in enumerate(wants):
+        assert got[i] == want, PROMPTS[i]  # every token, the end id included, and the finish reason
+    assert len({tuple(tokens) for tokens, _ in wants}) > 4  # the prompts really lead to different continuations
+    assert {reason for _, reason in wants} == {"stop", "length"}  # both ways of ending are compared
 
 
 def test_preemption_under_a_tiny_kv_pool_keeps_outputs_identical(nano, engine_for):
@@ -95,8 +95,7 @@ def test_preemption_under_a_tiny_kv_pool_keeps_outputs_identical(nano, engine_fo
     got = run(engine, prompts, opts(max_tokens=24, temperature=0.0))
     assert engine.metrics.preemptions._value.get() > 0
     for i, p in enumerate(prompts):
-        want = reference(nano, p, 24)
-        assert got[i][0][: len(want)] == want
+        assert got[i] == reference(nano, p, 24), PROMPTS[i]
     assert engine.cache.num_used_blocks == 0
 
 
