@@ -29,14 +29,14 @@ class Call:
 class Turn:
     """One assistant reply: tool calls, or (no calls) the final answer in `content`.
 
-    `content` next to calls is the short plan a v2 agent writes after a replan request.
-    `parallel` marks calls that are independent: a v1-style rollout splits them into one
-    turn each, a v2-style rollout keeps them together.
+    Calls in one turn are independent of each other: a v1-style rollout splits them into
+    one reply each, a v2-style rollout keeps them together. A call that needs another's
+    result goes in a later turn. `content` next to calls is the short plan a v2 agent
+    writes after a replan request.
     """
 
     calls: list[Call] = field(default_factory=list)
     content: str | None = None
-    parallel: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,10 @@ class Recipe:
 class Rejection:
     """A realistic wrong next step for a DPO pair: replaces the expert's turn number `turn`.
 
-    `message` is the rejected assistant message; `kind` names the failure
-    (answer_without_looking, invented_content, malformed_call, wrong_arguments, wrong_tool,
-    ignored_error, stopped_early, followed_planted, wrong_format).
+    `message` is the rejected assistant message; `kind` names the failure:
+    answer_without_looking, invented_content, ignored_error, repeated_call, stopped_early,
+    followed_planted, wrong_format, read_whole_file, one_at_a_time (v2: independent calls
+    made one by one), and the generic malformed_call, wrong_tool, wrong_arguments.
     """
 
     turn: int

@@ -31,7 +31,7 @@ from iclaw.providers.turn import ToolCall
 
 from evals.synth.episode import Episode, Recipe, Style
 
-__all__ = ["Conversation", "rollout", "style_of", "replay", "observations", "stable"]
+__all__ = ["Conversation", "rollout", "style_of", "replay", "stable"]
 
 _DURATION = re.compile(r"\b\d+(?:\.\d+)?s\b")
 
@@ -147,9 +147,3 @@ def replay(row: dict, profile: AgentProfile) -> list[str]:
     """The observations of every tool call in `row`, re-executed on a fresh copy of its workspace."""
     with tempfile.TemporaryDirectory(prefix="synth-replay-") as tmp:
         return anyio.run(_replay, row, profile, Path(tmp))
-
-
-def observations(row: dict) -> list[str]:
-    """The tool observations recorded in a row, in call order."""
-    return [m["content"] for m in row["messages"] if m["role"] == "tool"]
-

@@ -2,9 +2,7 @@
 pairs differ only in one step, nothing is copied from the task suite, a seed fixes the output."""
 
 import json
-import random
 import re
-import tempfile
 from pathlib import Path
 
 import anyio

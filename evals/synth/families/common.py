@@ -36,8 +36,8 @@ def call(name: str, **arguments: Any) -> Call:
     return Call(name, arguments)
 
 
-def calls(*items: Call, parallel: bool = True, content: str | None = None) -> Turn:
-    return Turn(calls=list(items), content=content, parallel=parallel)
+def calls(*items: Call, content: str | None = None) -> Turn:
+    return Turn(calls=list(items), content=content)
 
 
 def answer(text: str) -> Turn:

@@ -17,7 +17,7 @@ from evals.synth.episode import Episode, Recipe, Style
 from evals.synth.families.common import (
     answer, call, calls, number_text, phrase, replan_note, reply, tool_reply, tools_for,
 )
-from evals.synth.vocab import CITIES, NOUNS, SERVICES, SKU_PREFIXES, ident, pick, sample
+from evals.synth.vocab import CITIES, SERVICES, SKU_PREFIXES, ident, pick, sample
 
 __all__ = ["retry_transient", "replan_missing", "parallel_lookup"]
 
