@@ -4,7 +4,8 @@ versions, store every result, and score it.
 Only the `iclaw eval` command imports this package (lazily), so `import iclaw` never
 loads it. The curated surface is re-exported here; the modules are:
 
-- `task` (schema, suite loader), `checks`, `file_spec`, `snapshot` — what a task is;
+- `task` (schema, suite loader), `checks`, `file_spec`, `snapshot`, `clean_room` — what a
+  task is and how it is checked;
 - `sandbox`, `shell`, `attempt`, `runner`, `versions`, `server` — how it is run;
 - `store`, `summary`, `scoring`, `report`, `compare`, `transcript` — results and scores;
 - `validate`, `progress`, `cli` — the command line.
