@@ -47,17 +47,25 @@ Workspace = Annotated[Path, typer.Option("--workspace", "-w", help="Directory th
 Mode = Annotated[Optional[str], typer.Option("--mode", help=f"Permission mode: {', '.join(MODES)} (default: the profile's).")]
 Script = Annotated[Optional[Path], typer.Option("--script", help="Replay a scripted model from a YAML/JSON step list (demo, tests).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+UnsafeShell = Annotated[
+    bool,
+    typer.Option("--unsafe-shell", help="Run shell/Python tools unconfined where the kernel has no Landlock (permissions.unsafe_shell)."),
+]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature (default: the endpoint's, else the server's).")]
 BenchProfiles = Annotated[
     Optional[list[str]], typer.Option("--profile", "-p", help="Profiles to compare (repeatable; default v1 and v2).")
 ]
 
 
-def _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits=None, temperature=None):
+def _settings(
+    endpoint, base_url, model, profile, overrides, workspace, mode, script, limits=None, temperature=None, unsafe_shell=False
+):
     from iclaw.wiring import AgentSettings
 
     if mode is not None and mode not in MODES:
         raise IclawError(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    if unsafe_shell:
+        overrides = [*(overrides or []), "permissions.unsafe_shell=true"]
     return AgentSettings(
         endpoint=endpoint, base_url=base_url, model=model, profile=profile, overrides=overrides,
         workspace=workspace, mode=mode, script=script, limits=limits, temperature=temperature,
@@ -76,6 +84,7 @@ def interactive(
     mode: Mode = None,
     script: Script = None,
     temperature: Temperature = None,
+    unsafe_shell: UnsafeShell = False,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a saved session by id (see `iclaw sessions`).")] = None,
 ) -> None:
     """Start the interactive terminal (when no command is given)."""
@@ -87,7 +96,7 @@ def interactive(
     from iclaw.wiring import build_agent
 
     settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode or "ask", script,
-                         temperature=temperature)
+                         temperature=temperature, unsafe_shell=unsafe_shell)
     session = load_session(resume) if resume else None
     history = data_dir() / "history"
     history.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +121,7 @@ def run(
     mode: Mode = None,
     script: Script = None,
     temperature: Temperature = None,
+    unsafe_shell: UnsafeShell = False,
     as_json: AsJson = False,
     trajectory: Annotated[Optional[Path], typer.Option("--trajectory", help="Write the trajectory JSONL here.")] = None,
     max_steps: Annotated[int, typer.Option(help="Step limit.")] = 30,
@@ -123,7 +133,7 @@ def run(
     from iclaw.wiring import build_agent
 
     limits = Limits(max_steps=max_steps, wall_time_s=wall_time, max_tokens=max_tokens, tool_timeout_s=tool_timeout)
-    settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits, temperature)
+    settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits, temperature, unsafe_shell)
     agent = build_agent(settings, trajectory_path=trajectory)
     result = anyio.run(agent.run, task)
     if as_json:

@@ -8,7 +8,7 @@ endpoints:
   openai: {base_url: https://api.openai.com/v1, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}
 ```
 The key itself never sits in the file: `api_key_env` names the environment variable that
-holds it. `--base-url` / `--model` override the chosen endpoint. Directories:
+holds it, which iclaw takes out of its environment on first use (`iclaw.secrets`). `--base-url` / `--model` override the chosen endpoint. Directories:
 `ICLAW_CONFIG_DIR` (default ~/.config/iclaw) and `ICLAW_HOME` (default
 ~/.local/share/iclaw, for sessions and history). Knows nothing about agent profiles'
 contents or models.
@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iclaw.errors import ProfileError
+from iclaw.secrets import take_secret
 
 __all__ = ["Endpoint", "UserConfig", "config_dir", "data_dir", "load_user_config", "resolve_endpoint", "format_validation_error"]
 
@@ -53,7 +54,7 @@ class Endpoint(BaseModel):
     def api_key(self) -> str | None:
         if not self.api_key_env:
             return None
-        key = os.environ.get(self.api_key_env)
+        key = take_secret(self.api_key_env)
         if not key:
             raise ProfileError(f"the endpoint's api_key_env names ${self.api_key_env}, which is not set; export it")
         return key

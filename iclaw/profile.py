@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from iclaw.config import config_dir, format_validation_error, read_yaml
 from iclaw.errors import ProfileError
 from iclaw.tools.permissions import Mode
+from iclaw.tools.policy import ResourceLimits, SandboxPolicy
 
 __all__ = ["AgentProfile", "load_profile", "list_profiles", "apply_overrides"]
 
@@ -71,6 +72,12 @@ class PermissionsConfig(_Section):
     mode: Mode = "auto"
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
+    network: Literal["deny", "allow"] = "deny"  # may commands open TCP connections (and any socket)
+    unsafe_shell: bool = False  # run commands unconfined where the kernel has no Landlock
+    limits: ResourceLimits = Field(default_factory=ResourceLimits)  # setrlimit for every command
+
+    def sandbox(self) -> SandboxPolicy:
+        return SandboxPolicy(network=self.network, unsafe_shell=self.unsafe_shell, limits=self.limits)
 
 
 class AgentProfile(_Section):

@@ -104,6 +104,7 @@ def build_registry(settings: AgentSettings, profile: AgentProfile, approver: App
         permissions,
         http_allow_hosts=profile.tools.http_allow_hosts,
         command_timeout_s=settings.limits.tool_timeout_s,
+        policy=profile.permissions.sandbox(),
     )
 
 

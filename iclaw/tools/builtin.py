@@ -2,7 +2,8 @@
 
 Built-ins: read_file, write_file, edit_file, list_dir, glob, grep, run_shell, run_python,
 calculator, and http_get (only when hosts are allowed). `enabled` picks a subset (a task's
-`tools:` list); naming an unknown tool is an error that lists the known ones.
+`tools:` list); naming an unknown tool is an error that lists the known ones. `policy`
+is what commands may reach (network, limits, the unsafe opt-in; see `iclaw.tools.policy`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from iclaw.tools.calculator import calculator_tool
 from iclaw.tools.context import ToolContext
 from iclaw.tools.files import file_tools
 from iclaw.tools.permissions import Permissions
+from iclaw.tools.policy import SandboxPolicy
 from iclaw.tools.process import ProcessRunner
 from iclaw.tools.registry import ToolRegistry
 from iclaw.tools.search import search_tools
@@ -48,6 +50,8 @@ def builtin_registry(
     http_transport: httpx.AsyncBaseTransport | None = None,
     command_timeout_s: float = 60.0,
     max_output_chars: int = 12_000,
+    policy: SandboxPolicy | None = None,
+    tmp_parent: Path | None = None,
     use_landlock: bool | None = None,
 ) -> ToolRegistry:
     unknown = [name for name in enabled or [] if name not in BUILTIN_TOOLS]
@@ -55,7 +59,9 @@ def builtin_registry(
         raise IclawError(f"unknown built-in tool(s) {', '.join(unknown)}; known: {', '.join(BUILTIN_TOOLS)}")
     permissions = permissions or Permissions()
     ws = Workspace(workspace)
-    runner = ProcessRunner(ws.root, max_output_chars=max_output_chars, use_landlock=use_landlock)
+    runner = ProcessRunner(
+        ws.root, max_output_chars=max_output_chars, policy=policy, tmp_parent=tmp_parent, use_landlock=use_landlock
+    )
     ctx = ToolContext(workspace=ws, permissions=permissions, runner=runner)
     tools = [*file_tools(ctx), *search_tools(ctx), *command_tools(ctx, command_timeout_s), calculator_tool()]
     wants_http = bool(http_allow_hosts) or (enabled is not None and "http_get" in enabled)

@@ -1,7 +1,10 @@
 """File tools: `read_file` (line ranges), `write_file`, `edit_file` (exact search/replace), `list_dir`.
 
 Every path goes through the workspace (nothing outside is reachable) and every change
-through the permissions (read-only refuses, ask shows a diff first). Writes are atomic.
+through the permissions (read-only refuses, ask shows a diff first). Reads go through
+`iclaw.tools.reading` (regular files only, size-checked, hard links from outside refused)
+in a worker thread, so no file can stall the event loop. Writes are atomic: they replace
+the file, so a hard link to an outside file is cut, never written through.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from iclaw.atomic import atomic_write_text
 from iclaw.errors import ToolError
 from iclaw.tools.context import ToolContext
+from iclaw.tools.reading import read_lines, read_text
 from iclaw.tools.tool import Tool
 from iclaw.tools.workspace import Workspace
 
@@ -48,17 +53,6 @@ class ListDirArgs(_Args):
     depth: int = Field(1, ge=1, le=4)
 
 
-def _read_text(path: Path, shown: str) -> str:
-    if not path.exists():
-        raise ToolError(f"no such file: {shown}")
-    if path.is_dir():
-        raise ToolError(f"{shown} is a directory; use list_dir")
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise ToolError(f"{shown} is a binary file ({len(data)} bytes); it cannot be shown as text")
-    return data.decode("utf-8", "replace")
-
-
 def _diff(old: str, new: str, name: str) -> str:
     lines = difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{name}", f"b/{name}")
     return "".join(lines)
@@ -69,27 +63,15 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
 
     async def read_file(args: ReadFileArgs) -> str:
         path = ws.resolve(args.path)
-        shown = ws.relative(path)
-        await perms.check("read_file", "read", shown)
-        lines = _read_text(path, shown).splitlines(keepends=True)
-        end = min(args.end_line or len(lines), len(lines))
-        if args.start_line > max(len(lines), 1):
-            raise ToolError(f"{shown} has {len(lines)} lines; start_line {args.start_line} is past the end", "invalid_arguments")
-        text = "".join(lines[args.start_line - 1 : end])
-        notes = []
-        if args.start_line > 1 or end < len(lines):
-            notes.append(f"lines {args.start_line}-{end} of {len(lines)}")
-        if len(text) > ctx.max_read_chars:
-            text = text[: ctx.max_read_chars]
-            notes.append(f"truncated to {ctx.max_read_chars} characters; read a smaller line range")
-        return text + (f"\n[{'; '.join(notes)}]" if notes else "")
+        await perms.check("read_file", "read", ws.relative(path))
+        return await _in_thread(read_lines, ws, path, args.start_line, args.end_line, ctx.max_read_chars)
 
     async def write_file(args: WriteFileArgs) -> str:
         path = ws.resolve(args.path)
         shown = ws.relative(path)
         if path.is_dir():
             raise ToolError(f"{shown} is a directory")
-        old = _read_text(path, shown) if path.exists() else ""
+        old = await _in_thread(_old_text, ws, path)
         await perms.check("write_file", "write", shown, _diff(old, args.content, shown) or "(no change)")
         atomic_write_text(path, args.content)
         return f"wrote {len(args.content.encode())} bytes ({args.content.count(chr(10)) + 1} lines) to {shown}"
@@ -97,7 +79,7 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
     async def edit_file(args: EditFileArgs) -> str:
         path = ws.resolve(args.path)
         shown = ws.relative(path)
-        old = _read_text(path, shown)
+        old = await _in_thread(read_text, ws, path)
         if not args.search:
             raise ToolError("search text is empty; give the exact text to replace", "invalid_arguments")
         count = old.count(args.search)
@@ -123,7 +105,7 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
         if not root.is_dir():
             raise ToolError(f"{shown} is not a directory")
         out: list[str] = []
-        _walk(root, root, args.depth, out)
+        await _in_thread(_walk, root, root, args.depth, out)
         if not out:
             return f"{shown} is empty"
         if len(out) > _MAX_LIST:
@@ -142,6 +124,19 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
         _writer(ws, "edit_file", "Replace the one exact occurrence of search with replace in a file.", edit_file, EditFileArgs),
         Tool("list_dir", "List a directory (file sizes; directories end in /).", list_dir, ListDirArgs),
     ]
+
+
+async def _in_thread(fn, *args):
+    """Blocking file work off the event loop; a timed-out call is abandoned, never waited for."""
+    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+
+def _old_text(ws: Workspace, path: Path) -> str:
+    """What write_file replaces, for the diff: "" when there is no readable text to show."""
+    try:
+        return read_text(ws, path) if path.exists() else ""
+    except ToolError:
+        return ""
 
 
 def _writer(ws: Workspace, name: str, description: str, fn, args_model) -> Tool:

@@ -1,18 +1,24 @@
-"""Run one command for a tool: sandboxed, time-limited, output capped.
+"""Run one command for a tool: confined, time-limited, output capped, nothing left behind.
 
-The command runs in its own session (process group) with the workspace as cwd and a
-scrubbed environment (no API keys, HOME = workspace, a private TMPDIR). On timeout or
-cancellation the *whole process group* is killed, so `sleep 100 &` cannot outlive it.
-Output (stdout and stderr interleaved) keeps its head and tail; the middle is replaced
-by a note saying how much was dropped. When Landlock is available the command is started
-through the `landlock.py` launcher, which confines its writes to the workspace and TMPDIR.
+Every command starts through the launcher (`iclaw.tools.launcher`), in its own session,
+with the workspace as cwd and an environment built from an allow-list (no API keys, HOME =
+workspace, a private TMPDIR). Where the kernel offers Landlock the command can read only
+the workspace, TMPDIR and the system paths of `iclaw.tools.policy`, write only the first
+two, reach no network unless the policy allows it, and signal only its own processes;
+the launcher kills every descendant when the command ends. On timeout or cancellation
+the launcher is asked to do the same (SIGTERM), and killed with its group if it does not
+answer within a second. Output (stdout and stderr interleaved) keeps its head and tail.
 
-Knows nothing about shells or Python specifically: `run_shell` and `run_python` decide argv.
+Without Landlock (old kernel, another OS) `run` refuses unless the policy says
+`unsafe_shell`. Knows nothing about shells or Python: `run_shell` and `run_python`
+decide argv.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -24,11 +30,14 @@ from pathlib import Path
 
 import anyio
 
+from iclaw.errors import SandboxViolation
 from iclaw.tools import landlock
+from iclaw.tools.policy import DEVICES, SandboxPolicy, system_read_paths
 
 __all__ = ["ProcessOutcome", "ProcessRunner", "truncate_middle"]
 
-_LAUNCHER = str(Path(landlock.__file__).resolve())
+_LAUNCHER = str(Path(__file__).resolve().with_name("launcher.py"))
+_KILL_GRACE_S = 1.0  # how long the launcher gets to clean up after SIGTERM
 
 
 @dataclass
@@ -50,16 +59,36 @@ def truncate_middle(text: str, limit: int) -> str:
 class ProcessRunner:
     """Starts commands in one workspace; owns the private TMPDIR (removed when garbage-collected)."""
 
-    def __init__(self, workspace: Path, max_output_chars: int = 12_000, use_landlock: bool | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        max_output_chars: int = 12_000,
+        policy: SandboxPolicy | None = None,
+        tmp_parent: Path | None = None,
+        use_landlock: bool | None = None,
+    ) -> None:
         self.workspace = workspace
         self.max_output_chars = max_output_chars
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="iclaw-tmp-"))
+        self.policy = policy or SandboxPolicy()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="iclaw-tmp-", dir=tmp_parent)).resolve()
         self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.tmpdir), True)
         self.landlock = landlock.abi_version() > 0 if use_landlock is None else use_landlock
 
     @property
     def sandbox(self) -> str:
-        return "landlock (writes confined to the workspace)" if self.landlock else "static checks only (no Landlock)"
+        if self.landlock:
+            net = "network allowed" if self.policy.network == "allow" else "no network"
+            return f"landlock ABI {landlock.abi_version()} (reads and writes confined to the workspace, {net})"
+        return "unconfined (--unsafe-shell)" if self.policy.unsafe_shell else "commands refused (no Landlock)"
+
+    def check_allowed(self, tool: str) -> None:
+        """SandboxViolation when commands cannot be confined here and the user did not opt in."""
+        if not self.landlock and not self.policy.unsafe_shell:
+            raise SandboxViolation(
+                f"{tool} is refused: this system has no Landlock (Linux >= 5.13), so a command could read and "
+                "change files outside the workspace; pass --unsafe-shell or set permissions.unsafe_shell: true "
+                "to run commands unconfined"
+            )
 
     def environment(self) -> dict[str, str]:
         # The interpreter's own bin dir comes first so `python` and `pytest` mean this environment.
@@ -78,14 +107,26 @@ class ProcessRunner:
             "PYTHONUNBUFFERED": "1",
         }
 
+    def launch_argv(self, argv: list[str]) -> list[str]:
+        """`argv` wrapped in the launcher (Linux), with the rules of this runner's policy."""
+        if platform.system() != "Linux":
+            return argv
+        spec = {
+            "confine": self.landlock,
+            "read": system_read_paths(),
+            "write": [str(self.workspace), str(self.tmpdir)],
+            "devices": DEVICES,
+            "network": self.policy.network == "allow",
+            "limits": self.policy.limits.model_dump(),
+        }
+        return [sys.executable, "-I", "-S", _LAUNCHER, json.dumps(spec), "--", *argv]
+
     async def run(self, argv: list[str], timeout_s: float, extra_env: dict[str, str] | None = None) -> ProcessOutcome:
-        if self.landlock:
-            argv = [sys.executable, "-I", "-S", _LAUNCHER, str(self.workspace), str(self.tmpdir), "--", *argv]
-        env = self.environment() | (extra_env or {})
+        self.check_allowed("the command")
         process = await anyio.open_process(
-            argv,
+            self.launch_argv(argv),
             cwd=str(self.workspace),
-            env=env,
+            env=self.environment() | (extra_env or {}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -111,9 +152,8 @@ class ProcessRunner:
                 await process.wait()
             timed_out = scope.cancelled_caught
         finally:
-            _kill_group(process.pid)
             with anyio.CancelScope(shield=True):
-                await process.aclose()
+                await _stop(process)
         dropped = total - len(head) - len(tail)
         text = head.decode("utf-8", "replace")
         if dropped:
@@ -126,8 +166,18 @@ class ProcessRunner:
         )
 
 
-def _kill_group(pid: int) -> None:
+async def _stop(process: anyio.abc.Process) -> None:
+    """Ask the launcher to kill its descendants and exit; kill its whole group if it does not."""
+    if process.returncode is None:
+        _signal(process.pid, signal.SIGTERM, group=False)
+        with anyio.move_on_after(_KILL_GRACE_S):
+            await process.wait()
+    _signal(process.pid, signal.SIGKILL, group=True)
+    await process.aclose()
+
+
+def _signal(pid: int, signum: int, group: bool) -> None:
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, signum) if group else os.kill(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass  # already gone

@@ -3,7 +3,9 @@
 Every path a tool receives goes through `resolve`: relative paths are taken from the
 workspace root, `~` is refused, and the result is the *real* path (symlinks followed) so
 `..` components, absolute paths and symlinks that lead outside are all refused with a
-`SandboxViolation`. Knows nothing about tools or permissions.
+`SandboxViolation`. `outside_links` finds files whose hard links reach outside the
+workspace (a link planted from outside): file tools refuse them, commands get a copy.
+Knows nothing about tools or permissions.
 
 NOTE: the check and the later open are two steps; a process racing to swap a directory
 for a symlink in between could win. Commands the agent runs cannot write outside the
@@ -14,6 +16,7 @@ for the agent's own commands.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from iclaw.errors import IclawError, SandboxViolation
@@ -49,3 +52,27 @@ class Workspace:
     def relative(self, real_path: Path) -> str:
         """Display form of a resolved path: relative to the root ('.' for the root itself)."""
         return str(real_path.relative_to(self.root)) if real_path != self.root else "."
+
+    def outside_links(self) -> list[Path]:
+        """Regular files in the workspace that share their inode with a path outside it.
+
+        A file with n hard links is linked outside when fewer than n of its links are found
+        in the workspace; finding that takes one walk, paid only when some file has n > 1."""
+        links: dict[tuple[int, int], list] = {}
+        for dirpath, _, filenames in os.walk(self.root):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if st.st_nlink > 1 and stat.S_ISREG(st.st_mode):
+                    links.setdefault((st.st_dev, st.st_ino), [st.st_nlink]).append(Path(path))
+        return [p for nlink, *paths in links.values() if len(paths) < nlink for p in paths]
+
+    def check_not_linked_outside(self, real_path: Path, st: os.stat_result) -> None:
+        """SandboxViolation when `real_path` (with stat `st`) is a hard link to a file outside."""
+        if st.st_nlink > 1 and real_path in self.outside_links():
+            raise SandboxViolation(
+                f"{self.relative(real_path)} is a hard link to a file outside the workspace; it cannot be used"
+            )
