@@ -32,7 +32,7 @@ from llm.chat_template import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from llm.errors import InferenceError
 from llm.tokenizer import Tokenizer
 
-__all__ = ["GrammarError", "Guidance", "Guide", "reply_grammar", "tool_arguments_schema", "JSON_STYLE"]
+__all__ = ["GrammarError", "Guidance", "Guide", "reply_grammar", "tool_arguments_schema"]
 
 # llguidance's per-schema options ("x-guidance"): separators are regexes, so a space after
 # each is optional; no whitespace is allowed anywhere else.
