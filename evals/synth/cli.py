@@ -81,7 +81,8 @@ def synth(
         counts = synthesize(options, out, pairs, on_row=lambda family: progress.update(task, advance=1, last=family))
     elapsed = time.perf_counter() - started
     where = f"{out}" + (f" and {counts['pairs']} pairs to {pairs}" if pairs is not None else "")
-    out_console.print(f"wrote {counts['rows']} rows to {where} in {elapsed:.1f}s")
+    redrawn = f" ({counts['redrawn']} redrawn after a failed expert check)" if counts["redrawn"] else ""
+    out_console.print(f"wrote {counts['rows']} rows to {where} in {elapsed:.1f}s{redrawn}")
 
 
 @app.command(epilog="Example: iclaw data stats runs/synth/sft.jsonl --json")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from iclaw.tools import FaultSpec, MockToolSpec, ToolRegistry, add_mock_tools, builtin_registry, inject_faults
+from iclaw.tools.policy import SandboxPolicy
 
 __all__ = ["Call", "Turn", "Style", "Recipe", "Episode", "Rejection"]
 
@@ -68,9 +69,9 @@ class Recipe:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
 
-    def registry(self, root: Path, timeout_s: float = 30.0) -> ToolRegistry:
-        """The tools an agent gets in `root`, built exactly like the eval harness builds a task's."""
-        registry = builtin_registry(root, enabled=self.tools, command_timeout_s=timeout_s)
+    def registry(self, root: Path, policy: SandboxPolicy | None = None, timeout_s: float = 30.0) -> ToolRegistry:
+        """The tools an agent gets in `root` under a profile's sandbox policy, built like the eval harness builds a task's."""
+        registry = builtin_registry(root, enabled=self.tools, command_timeout_s=timeout_s, policy=policy)
         add_mock_tools(registry, self.mock_tools)
         inject_faults(registry, self.faults)
         return registry

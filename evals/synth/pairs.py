@@ -14,7 +14,7 @@ import json
 import random
 
 from evals.synth.episode import Episode, Rejection
-from evals.synth.rollout import Conversation
+from evals.synth.rollout import Conversation, RolloutError
 
 __all__ = ["make_pair", "generic_rejections"]
 
@@ -68,7 +68,7 @@ def make_pair(episode: Episode, conversation: Conversation, rng: random.Random, 
     index = conversation.turn_index[rejection.turn]
     chosen = conversation.messages[index]
     if rejection.message == chosen:
-        raise AssertionError(f"{episode.family}: a rejected step equal to the chosen one ({rejection.kind})")
+        raise RolloutError(f"{episode.family}: a rejected step equal to the chosen one ({rejection.kind})")
     return {
         "prompt": conversation.messages[:index],
         "chosen": chosen,

@@ -7,7 +7,7 @@ pins the task into it), the tool schemas are `Agent.tool_schemas()`, and every t
 message is the failure policy's observation of a real result — retries, replan requests
 and all. The rollout then checks that nothing unexpected happened (every planned step
 was used, the run ended with the planned answer, no compaction rewrote the history, the
-evidence showed up in some observation).
+evidence showed up in some observation); if not, it raises `RolloutError`.
 
 `replay` rebuilds a row's workspace from its `meta` and runs each recorded call again, so
 a test can prove the observations were executed, not written.
@@ -29,11 +29,16 @@ from iclaw.profile import AgentProfile
 from iclaw.providers.scripted import ScriptedModel
 from iclaw.providers.turn import ToolCall
 
+from evals.errors import EvalError
 from evals.synth.episode import Episode, Recipe, Style
 
-__all__ = ["Conversation", "rollout", "style_of", "replay", "stable"]
+__all__ = ["Conversation", "RolloutError", "rollout", "style_of", "replay", "stable"]
 
 _DURATION = re.compile(r"\b\d+(?:\.\d+)?s\b")
+
+
+class RolloutError(EvalError):
+    """The expert's plan did not run as the family expected (a family bug, or a broken tool)."""
 
 
 @dataclass
@@ -84,25 +89,25 @@ async def rollout(episode: Episode, profile: AgentProfile, root: Path) -> Conver
     style = style_of(profile)
     steps, first = _steps(episode, style)
     episode.recipe.build(root)
-    registry = episode.recipe.registry(root)
+    registry = episode.recipe.registry(root, profile.permissions.sandbox())
     model = ScriptedModel(steps, name="synth-expert")
     agent = Agent(model, registry, _fast(profile), Limits(max_steps=len(steps) + 1, wall_time_s=300.0))
     result = await agent.run(episode.instruction)
     where = f"family {episode.family} ({profile.name})"
     if result.status != "submitted" or model.position != len(steps):
-        raise AssertionError(f"{where}: the expert did not finish as planned: {result.status} {result.error}")
+        raise RolloutError(f"{where}: the expert did not finish as planned: {result.status} {result.error}")
     system = model.requests[0][0]
     transcript = _named(result.messages)
     assistant_positions = [i for i, m in enumerate(transcript) if m["role"] == "assistant"]
     if len(model.requests) != len(assistant_positions):
-        raise AssertionError(f"{where}: {len(model.requests)} requests for {len(assistant_positions)} replies")
+        raise RolloutError(f"{where}: {len(model.requests)} requests for {len(assistant_positions)} replies")
     for request, pos in zip(model.requests, assistant_positions):
         if _unnamed(request[1:]) != _unnamed(transcript[:pos]):
-            raise AssertionError(f"{where}: the prompt was rewritten (compaction); shorten the episode")
+            raise RolloutError(f"{where}: the prompt was rewritten (compaction); shorten the episode")
     observations = "\n".join(m["content"] for m in transcript if m["role"] == "tool")
     missing = [e for e in episode.evidence if e not in observations]
     if missing:
-        raise AssertionError(f"{where}: evidence {missing!r} never showed up in a tool observation")
+        raise RolloutError(f"{where}: evidence {missing!r} never showed up in a tool observation")
     messages = [system, *transcript]
     return Conversation(messages, agent.tool_schemas(), [assistant_positions[s] + 1 for s in first])
 
@@ -133,7 +138,7 @@ async def _replay(row: dict, profile: AgentProfile, root: Path) -> list[str]:
     recipe = Recipe.from_meta(row["meta"]["workspace"])
     recipe.build(root)
     policy = FailurePolicy(profile.failure)
-    executor = ToolExecutor(recipe.registry(root), parallel=False,
+    executor = ToolExecutor(recipe.registry(root, profile.permissions.sandbox()), parallel=False,
                             max_retries=profile.failure.max_retries if policy.active else 0, retry_backoff_s=0.0)
     out: list[str] = []
     for message in row["messages"]:

@@ -81,7 +81,8 @@ def test_system_prompt_and_tools_are_what_the_agent_sends(data, tmp_path):
         recipe = Recipe.from_meta(row["meta"]["workspace"])
         recipe.build(workspace)
         model = ScriptedModel([{"answer": "ok"}])
-        agent = Agent(model, recipe.registry(workspace), load_profile(row["meta"]["profile"]))
+        profile = load_profile(row["meta"]["profile"])
+        agent = Agent(model, recipe.registry(workspace, profile.permissions.sandbox()), profile)
         anyio.run(agent.run, row["messages"][1]["content"])
         assert model.requests[0][0] == row["messages"][0]
         assert agent.tool_schemas() == row["tools"]
@@ -212,3 +213,17 @@ def test_rows_render_with_the_shared_renderer_and_the_prompt_stays_compact(data,
     schemas = builtin_registry(tmp_path).schemas()
     ids, _ = render_chat(tok, [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}], schemas)
     assert len(schemas) == 9 and len(ids) <= 850
+
+
+def test_an_expert_that_cannot_finish_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    def broken(rng, style):
+        episode = FAMILIES["arithmetic"](rng, style)
+        episode.evidence.append("never printed by any tool")
+        return episode
+
+    monkeypatch.setitem(FAMILIES, "broken", broken)
+    out = tmp_path / "rows.jsonl"
+    assert data_main(["synth", "--n", "1", "--out", str(out), "--families", "broken"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("iclaw data: error:") and "never printed by any tool" in last and "redraws" in last
+    assert not out.exists() and not list(tmp_path.iterdir())  # no half-written file left behind

@@ -185,9 +185,22 @@ def long_log(rng: random.Random, style: Style) -> Episode:
             lines.append(f"{stamp} ERROR {comp}: request {rng.randrange(16**6):06x} failed with status {rng.choice([500, 502, 504])}")
         else:
             lines.append(f"{stamp} INFO {comp}: request {rng.randrange(16**6):06x} served in {rng.randrange(3, 900)}ms")
+    build = f"{rng.choice('BRQ')}{rng.randrange(100, 999)}-{rng.randrange(10, 99)}"
+    lines[:0] = [f"{day}T00:00:00 INFO boot: {svc} starting, build {build}", f"{day}T00:00:00 INFO boot: {n} workers ready"]
     files = {path: "\n".join(lines) + "\n"}
-    use_shell = rng.random() < 0.35
-    if use_shell:
+    kind = rng.choice(["count", "first", "two_facts"])
+    use_shell = kind == "count"
+    if kind == "two_facts":
+        instruction = phrase(rng, [
+            "{path} is very long. I need two things: the build it booted (near the top) and which tenant went over quota first. Reply as `BUILD TENANT`.",
+            "From {path} (too large to read in one go): which build did it boot, and which tenant exceeded its quota first? Reply as `BUILD TENANT`, nothing else.",
+        ], path=path)
+        # Independent: the head of the file and a search, in one turn.
+        turns = [calls(call("read_file", path=path, end_line=3), call("grep", pattern="exceeded its quota", path=path, max_matches=1)),
+                 answer(f"{build} {tenants[0]}")]
+        tools = tools_for(rng, ["read_file", "grep"], ["list_dir", "run_shell"])
+        truth = build
+    elif use_shell:
         instruction = phrase(rng, [
             "{path} is a huge service log; do not read it whole. How many ERROR lines come from the {comp} component? Answer with the number only.",
             "Count the ERROR lines logged by the {comp} component in {path} (the file is long; search it, don't read it all). Number only.",
@@ -208,6 +221,10 @@ def long_log(rng: random.Random, style: Style) -> Episode:
         tool_reply(0, "read_whole_file", call("read_file", path=path)),
         reply(0, "answer_without_looking", tenants[2] if not use_shell else str(errors + rng.randint(1, 9))),
     ]
+    if kind == "two_facts":
+        rejections.append(reply(1, "wrong_format", f"The build is {build} and the first tenant over quota is {tenants[0]}."))
+        if not style.one_call_per_turn:
+            rejections.append(tool_reply(0, "one_at_a_time", turns[0].calls[0]))
     return Episode("long_log", instruction, Recipe(files, tools), turns, rejections, evidence=[truth])
 
 

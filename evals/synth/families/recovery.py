@@ -9,6 +9,7 @@ the profile: v2's executor retries it by itself first (`Style.transient_failures
 
 from __future__ import annotations
 
+import json
 import random
 
 from iclaw.tools import FaultSpec, MockToolSpec
@@ -160,9 +161,11 @@ def _missing_file(rng: random.Random, style: Style) -> Episode:
 
 
 def parallel_lookup(rng: random.Random, style: Style) -> Episode:
-    kind = rng.choice(["population", "shipping", "stock"])
+    kind = rng.choice(["population", "shipping", "stock", "basket"])
     n = rng.randint(3, 5)
     extra_tools: list[str] = []
+    if kind == "basket":
+        return _basket(rng, style, n)
     if kind == "population":
         keys = sample(rng, CITIES, n)
         values = {c: rng.randrange(80_000, 4_000_000) for c in keys}
@@ -213,3 +216,36 @@ def parallel_lookup(rng: random.Random, style: Style) -> Episode:
     if not style.one_call_per_turn:
         rejections.append(tool_reply(0, "one_at_a_time", lookups[0]))
     return Episode("parallel_lookup", instruction, Recipe({}, tools, mock_tools=[mock]), turns, rejections, evidence=[evidence])
+
+
+def _basket(rng: random.Random, style: Style, n: int) -> Episode:
+    """Read an order from a file, price every line with a mock API in one turn, add up with the calculator."""
+    prefix = pick(rng, SKU_PREFIXES)
+    skus: list[str] = []
+    while len(skus) < n:
+        sku = ident(rng, prefix)
+        skus += [] if sku in skus else [sku]
+    qty = {s: rng.randint(1, 12) for s in skus}
+    price = {s: rng.randrange(150, 9000) / 100 for s in skus}
+    path = rng.choice(["order.json", "cart/basket.json", "requests/po-draft.json"])
+    files = {path: json.dumps({"lines": [{"sku": s, "qty": qty[s]} for s in skus]}, indent=2) + "\n"}
+    mock = _mock("unit_price", "Current unit price of one SKU, in EUR.", "sku",
+                 {s: f"{price[s]:.2f}" for s in skus}, rng, "unknown SKU")
+    expression = " + ".join(f"{qty[s]}*{price[s]:.2f}" for s in skus)
+    total = sum(qty[s] * round(price[s], 2) for s in skus)
+    final = f"{total:.2f}"
+    instruction = phrase(rng, [
+        "What does the order in {path} cost in EUR? Price each SKU with unit_price (the lookups are independent of each other), multiply by its qty and add up. Two decimals, number only.",
+        "Total the order {path}: look up every SKU's unit_price, times its qty, summed. Reply with the EUR total to two decimals and nothing else.",
+    ], path=path)
+    lookups = [call("unit_price", sku=s) for s in skus]
+    turns = [calls(call("read_file", path=path)), calls(*lookups), calls(call("calculator", expression=expression)), answer(final)]
+    tools = tools_for(rng, ["read_file", "calculator"], ["run_python", "list_dir"])
+    rejections = [
+        reply(1, "answer_without_looking", f"{total * rng.choice([0.9, 1.1]):.2f}"),
+        reply(0, "answer_without_looking", f"{total * 1.2:.2f}"),
+    ]
+    if not style.one_call_per_turn:
+        rejections.append(tool_reply(1, "one_at_a_time", lookups[0]))
+    return Episode("parallel_lookup", instruction, Recipe(files, tools, mock_tools=[mock]), turns, rejections,
+                   evidence=[f"{price[skus[-1]]:.2f}"])
