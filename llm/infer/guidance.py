@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Literal
 
@@ -78,21 +79,32 @@ class Guidance:
 
     Building it walks the whole vocabulary (about 0.1 s for 49k tokens), so a server builds
     one at start-up. `end_ids` are the ids that end a reply: a guide allows them exactly
-    where the grammar may end.
+    where the grammar may end. The last `cache_size` compiled grammars are kept: an agent
+    sends the same tools every turn, and forks of one compiled grammar also share the
+    lexer states its earlier guides built (no compile, no warm-up).
     """
 
-    def __init__(self, tokenizer: Tokenizer, end_ids: Iterable[int]) -> None:
+    def __init__(self, tokenizer: Tokenizer, end_ids: Iterable[int], cache_size: int = 32) -> None:
         ends = sorted(set(end_ids))
         assert ends, "guided decoding needs at least one end-of-reply id"
         self.vocab_size = tokenizer.vocab_size
         self._tok = llguidance.LLTokenizer(llguidance.TokenizerWrapper(_TokenBytes(tokenizer, ends[0])), eos_token=ends)
+        self._compiled: OrderedDict[str, Guide] = OrderedDict()  # grammar text -> a guide never advanced
+        self._cache_size = cache_size
 
     def compile(self, grammar: str) -> Guide:
         """A guide at the start of `grammar` (Lark text, see `reply_grammar`); GrammarError if it is invalid."""
-        matcher = llguidance.LLMatcher(self._tok, grammar, log_level=0)
-        if matcher.is_error():
-            raise GrammarError(_one_line(matcher.get_error()))
-        return Guide(matcher, self.vocab_size)
+        start = self._compiled.get(grammar)
+        if start is None:
+            matcher = llguidance.LLMatcher(self._tok, grammar, log_level=0)
+            if matcher.is_error():
+                raise GrammarError(_one_line(matcher.get_error()))
+            start = Guide(matcher, self.vocab_size)
+            if len(self._compiled) >= self._cache_size:
+                self._compiled.popitem(last=False)
+        self._compiled[grammar] = start
+        self._compiled.move_to_end(grammar)
+        return start.fork()
 
     def check_schema(self, schema: dict) -> None:
         """GrammarError (the library's reason, one line) if `schema` cannot be compiled on its own."""

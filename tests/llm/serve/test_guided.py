@@ -307,3 +307,17 @@ def test_bench_decode_reports_the_cost_of_the_mask(random_nano, capsys):
     assert out["guided_decode_tok_s"] > 0 and out["plain_loop_decode_tok_s"] > 0 and out["grammar_ms_per_token"] > 0
     assert out["guided_vs_plain"] == pytest.approx(out["guided_decode_tok_s"] / out["plain_loop_decode_tok_s"], rel=0.01)
     assert out["guided_calls_parsed"] >= 0 and out["guided_prompt_tokens"] > 0
+
+
+def test_every_compiled_guide_starts_fresh_though_the_grammar_is_cached(random_nano):
+    tok = random_nano.tokenizer
+    guidance = Guidance(tok, stop_ids(random_nano), cache_size=1)
+    grammar = reply_grammar(answer={"type": "object"})
+    first = guidance.compile(grammar)
+    start = first.allowed()
+    for t in tok.encode('{"a": 1}'):
+        first.accept(t)
+    guidance.compile(reply_grammar(answer={"type": "array"}))  # evicts the object grammar
+    for _ in range(2):
+        again = guidance.compile(grammar)
+        assert first.done and not again.done and again.allowed().equal(start)
