@@ -1,8 +1,10 @@
 """The FastAPI application: routes, API-key check, error handlers, engine start/stop.
 
-`create_app(engine, model, api_key)` wires an already-loaded engine into HTTP routes;
-`llm.serve.server` loads the model and runs the app under uvicorn. Route handlers are thin:
-they check the model name and hand over to `chat`, `completions` or the tokenizer.
+`create_app(engine, model, api_key, max_body_bytes)` wires an already-loaded engine into
+HTTP routes; `llm.serve.server` loads the model and runs the app under uvicorn. Route
+handlers are thin: they check the model name and hand over to `chat`, `completions` or the
+tokenizer. Tokenizing and rendering run in worker threads, never on the event loop, so a
+huge prompt cannot stall /health or other streams; bodies over the limit get a 413.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hmac
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
@@ -17,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llm.serve.api_errors import APIError, error_response, install_error_handlers
 from llm.serve.batch_engine import BatchEngine
+from llm.serve.body_limit import BodyLimit
 from llm.serve.chat import create_chat_completion
 from llm.serve.completions import create_completion
 from llm.serve.protocol import (
@@ -37,11 +41,14 @@ from llm.serve.request_options import ServedModel, check_ids, tokenize_request
 
 __all__ = ["create_app"]
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 429, 500)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 500)}
+DEFAULT_MAX_BODY_BYTES = 8 * 2**20
 _STREAMED = {"text/event-stream": {"schema": {"type": "string", "description": "Server-sent events when stream=true."}}}
 
 
-def create_app(engine: BatchEngine, model: ServedModel, api_key: str | None = None) -> FastAPI:
+def create_app(
+    engine: BatchEngine, model: ServedModel, api_key: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         engine.start()
@@ -59,6 +66,7 @@ def create_app(engine: BatchEngine, model: ServedModel, api_key: str | None = No
     install_error_handlers(app)
     if api_key:
         app.add_middleware(_BearerAuth, api_key=api_key)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # outermost: nothing buffers more than the limit
 
     def check_model(name: str | None) -> None:
         if name is not None and name != model.name:
@@ -106,7 +114,7 @@ def create_app(engine: BatchEngine, model: ServedModel, api_key: str | None = No
     @app.post("/tokenize", response_model=TokenizeResponse, responses=_ERRORS)
     async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
         check_model(body.model)
-        ids = tokenize_request(body, model)
+        ids = await anyio.to_thread.run_sync(tokenize_request, body, model)
         return TokenizeResponse(tokens=ids, count=len(ids), max_model_len=model.max_model_len)
 
     @app.post("/detokenize", response_model=DetokenizeResponse, responses=_ERRORS)
@@ -114,7 +122,7 @@ def create_app(engine: BatchEngine, model: ServedModel, api_key: str | None = No
         check_model(body.model)
         if body.tokens:
             check_ids(body.tokens, model, "tokens")
-        return DetokenizeResponse(prompt=model.tokenizer.decode(body.tokens))
+        return DetokenizeResponse(prompt=await anyio.to_thread.run_sync(model.tokenizer.decode, body.tokens))
 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:

@@ -90,6 +90,11 @@ class BatchEngine:
             self._thread.join(timeout)
 
     @property
+    def capacity(self) -> int:
+        """The most sequences the engine holds at once (running plus waiting): a bigger request never fits."""
+        return self.max_queue + self.max_batch
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self.error is None
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import Request
 from starlette.responses import Response
 
@@ -51,7 +52,7 @@ async def create_chat_completion(
 ) -> ChatCompletion | Response:
     if req.top_logprobs is not None and not req.logprobs:
         raise APIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
-    prompt = chat_prompt(req, model)
+    prompt = await anyio.to_thread.run_sync(chat_prompt, req, model)  # rendering a long chat takes a while
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     logprobs = (req.top_logprobs or 0) if req.logprobs else None
     options = sampling_options(req, model, len(prompt.ids), max_tokens, logprobs, prompt.forced_prefix, prompt.guide)

@@ -38,6 +38,7 @@ def serve_cmd(
         64, help="Prompt tokens computed per engine step (chunked prefill; smaller = earlier first tokens)."
     ),
     dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
+    max_body_mb: float = typer.Option(8.0, help="Largest request body in MiB; bigger ones get HTTP 413."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
     guided_tools: bool = typer.Option(
         False, help="With tool_choice auto, constrain every <tool_call> block the model starts to a valid call."

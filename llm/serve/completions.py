@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import Request
 from starlette.responses import Response
 
@@ -30,9 +31,8 @@ __all__ = ["create_completion"]
 async def create_completion(
     req: CompletionRequest, model: ServedModel, engine: BatchEngine, request: Request
 ) -> Completion | Response:
-    prompts = completion_prompts(req, model)
+    prompts, echoes = await anyio.to_thread.run_sync(_prompts_and_echoes, req, model)  # tokenizing takes a while
     jobs = [(p, sampling_options(req, model, len(p), req.max_tokens, req.logprobs)) for p in prompts]
-    echoes = [model.tokenizer.decode(p) if req.echo else "" for p in prompts for _ in range(req.n)]
     stream = RequestStream(engine, jobs)
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     prompt_tokens = sum(len(p) for p in prompts)
@@ -64,6 +64,11 @@ async def create_completion(
     ]
     usage = Usage.of(prompt_tokens, completion_tokens)
     return Completion(id=rid, created=created, model=model.name, choices=choices, usage=usage)
+
+
+def _prompts_and_echoes(req: CompletionRequest, model: ServedModel) -> tuple[list[list[int]], list[str]]:
+    prompts = completion_prompts(req, model)
+    return prompts, [model.tokenizer.decode(p) if req.echo else "" for p in prompts for _ in range(req.n)]
 
 
 async def _stream(

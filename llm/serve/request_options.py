@@ -2,7 +2,8 @@
 
 Every check a client can fail lives here and raises `APIError(400)` with a message naming
 the parameter: unsupported parameters set to non-default values, prompts too long for the
-context (both lengths named), `tool_choice` naming an unknown tool, schemas the grammar
+context (both lengths named; text that cannot fit whatever its tokens is refused before it
+is tokenized, since no token covers more than `max_token_bytes` bytes), `tool_choice` naming an unknown tool, schemas the grammar
 library refuses (`llm.serve.guided`). Chats are rendered with the shared ChatML renderer, so
 the server shows a model exactly the layout it was trained on.
 
@@ -12,7 +13,9 @@ Knows the tokenizer, the chat template and the wire format; nothing about batchi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from llm.chat_template import TOOL_CALL_OPEN, ChatTemplate, render_chat
 from llm.errors import LLMError
@@ -30,7 +33,10 @@ from llm.infer.sampling import SamplingParams
 from llm.serve.sequence import SamplingOptions
 from llm.tokenizer import Tokenizer
 
-__all__ = ["ServedModel", "ChatPrompt", "chat_prompt", "completion_prompts", "tokenize_request", "sampling_options"]
+__all__ = [
+    "ServedModel", "ChatPrompt", "chat_prompt", "completion_prompts", "tokenize_request", "sampling_options",
+    "check_text_fits",
+]
 
 MAX_STOP = 16
 
@@ -47,6 +53,12 @@ class ServedModel:
     guided_tools: bool = False  # constrain tool calls under tool_choice "auto" too
     created: int = 0
 
+    @cached_property
+    def max_token_bytes(self) -> int:
+        """The most text one token stands for (special tokens included): n bytes need >= n / this tokens."""
+        tok = self.tokenizer
+        return max(max(map(len, tok.mergeable_ranks)), max((len(s.encode()) for s in tok.special_tokens), default=1))
+
 
 @dataclass
 class ChatPrompt:
@@ -59,6 +71,7 @@ class ChatPrompt:
 
 def chat_prompt(req: ChatCompletionRequest, model: ServedModel) -> ChatPrompt:
     check_common(req)
+    check_text_fits(model, _message_texts(req.messages), "messages")
     tools = [t.model_dump(exclude_none=True) for t in req.tools or []]
     names = [t.function.name for t in req.tools or []]
     choice = req.tool_choice or ("auto" if tools else "none")
@@ -99,10 +112,13 @@ def completion_prompts(req: CompletionRequest, model: ServedModel) -> list[list[
         raise APIError(400, "echo together with logprobs is not supported (prompt logprobs)", param="echo")
     p = req.prompt
     if isinstance(p, str):
+        check_text_fits(model, [p], "prompt")
         prompts = [_encode(model, p)]
     elif not p:
         raise APIError(400, "prompt is an empty list; give text or token ids", param="prompt")
     elif all(isinstance(x, str) for x in p):
+        for x in p:
+            check_text_fits(model, [x], "prompt")
         prompts = [_encode(model, x) for x in p]
     elif all(isinstance(x, int) for x in p):
         prompts = [list(p)]
@@ -171,6 +187,29 @@ def sampling_options(
         )
         for i in range(req.n)
     ]
+
+def check_text_fits(model: ServedModel, texts: Iterable[str], param: str) -> None:
+    """400 without tokenizing when the text alone needs more tokens than the context holds."""
+    size = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    at_least = -(-size // model.max_token_bytes)
+    if at_least >= model.max_model_len:
+        raise APIError(
+            400,
+            f"this model's maximum context length is {model.max_model_len} tokens, but the prompt has at least "
+            f"{at_least} tokens ({size} bytes of text); shorten the prompt",
+            param=param,
+            code="context_length_exceeded",
+        )
+
+
+def _message_texts(messages: list[ChatMessage]) -> Iterable[str]:
+    """The text of every message: all of it lands in the rendered prompt."""
+    for m in messages:
+        if isinstance(m.content, str):
+            yield m.content
+        elif m.content:
+            yield from (part.text for part in m.content if part.text)
+
 
 def check_common(req: ChatCompletionRequest | CompletionRequest) -> None:
     for name in ("presence_penalty", "frequency_penalty"):

@@ -5,7 +5,9 @@ the engine's outputs through a thread-safe callback onto an asyncio queue, and y
 as (choice index, output) pairs until every sequence has finished. `abort` cancels what is
 still running: the handlers call it when a client disconnects, so its KV blocks are freed.
 
-Knows the engine's submit/abort interface and HTTP error mapping; not the OpenAI shapes.
+A request with more sequences than the engine can ever hold is a 400 (retrying cannot
+help); a full queue is a 429. Knows the engine's submit/abort interface and HTTP error
+mapping; not the OpenAI shapes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ class RequestStream:
         self._queue: asyncio.Queue[SequenceOutput] = asyncio.Queue()
         self._choice: dict[int, int] = {}
         self._open: set[int] = set()
+        wanted = sum(len(options) for _, options in jobs)
+        if wanted > engine.capacity:
+            raise APIError(
+                400,
+                f"this request asks for {wanted} sequences (prompts x n) but the server holds at most "
+                f"{engine.capacity} at once (--max-batch {engine.max_batch} + --max-queue {engine.max_queue}); "
+                "split it into smaller requests",
+                code="request_too_large",
+            )
         try:
             for prompt, options in jobs:
                 base = len(self._choice)

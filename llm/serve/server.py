@@ -65,7 +65,7 @@ def build_app(config: ServeConfig, checkpoint: Checkpoint | None = None) -> tupl
         created=int(time.time()),
     )
     warm_up(engine)
-    return create_app(engine, served, config.api_key), engine
+    return create_app(engine, served, config.api_key, int(config.max_body_mb * 2**20)), engine
 
 
 def serve(config: ServeConfig, log_line=lambda m: print(m, file=sys.stderr, flush=True)) -> None:
