@@ -39,6 +39,7 @@ import supervisor  # noqa: E402
 
 _PR_SET_CHILD_SUBREAPER = 36
 _EXEC_FAILED = 126
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def main(argv: list[str]) -> None:
@@ -49,25 +50,31 @@ def main(argv: list[str]) -> None:
     scoped = spec["confine"] and landlock.scope_only() and _really_scoped()
     limits = _limits(spec["limits"])
     ours, theirs = socket.socketpair()
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: _finish(128 + signum, scoped))
     pid = os.fork()
     if pid == 0:
         ours.close()
         _child(spec, command, limits, theirs)
     theirs.close()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda signum, frame: _finish(128 + signum, scoped))
-    _, fds, _, _ = socket.recv_fds(ours, 16, 1)
-    ours.close()
-    if fds:
-        roots = list(spec["write"])
-        threading.Thread(target=supervisor.serve, args=(fds[0], roots, seccomp.METADATA_CALLS), daemon=True).start()
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
+    try:
+        _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        ours.close()
+        if fds:
+            roots = list(spec["write"])
+            threading.Thread(target=supervisor.serve, args=(fds[0], roots, seccomp.METADATA_CALLS), daemon=True).start()
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+    except BaseException as exc:  # noqa: BLE001 - whatever happened, nothing may outlive the launcher
+        os.write(2, f"iclaw sandbox: launcher failed: {exc!r}\n".encode())
+        code = _EXEC_FAILED
     _finish(128 - code if code < 0 else code, scoped)
 
 
 def _child(spec: dict, command: list[str], limits: list[tuple[int, int]], channel: socket.socket) -> None:
     """In the forked child: limits, confinement, exec. Never returns."""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
     try:
         for which, value in limits:
             _, hard = resource.getrlimit(which)
@@ -131,7 +138,7 @@ def _really_scoped() -> bool:
 
 def _finish(code: int, scoped: bool) -> None:
     """Kill and reap every remaining descendant, then exit with `code`."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
     while True:
         if scoped:
             try:

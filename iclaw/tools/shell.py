@@ -5,15 +5,15 @@ confine commands both tools refuse unless the user opted in (`--unsafe-shell`). 
 shell command runs, `screen_command` refuses what plainly leaves the workspace — `..`
 path components, `~` and `$HOME`, absolute paths outside the workspace other than system
 locations — a second line of defence with a clear message, trivially bypassed by
-computing a path. Files of the workspace hard-linked from outside are replaced by private
-copies before a command runs, so no command can write through such a link.
+computing a path. While the workspace holds a hard link to a file outside it (planted
+from outside; Landlock rules paths, so a command could read or write through it), both
+tools refuse and say which files to remove.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -66,50 +66,45 @@ def screen_command(command: str, workspace: Workspace) -> None:
             raise SandboxViolation(f"the command refers to {path}, outside the workspace; use relative paths")
 
 
-def detach_outside_links(ws: Workspace) -> list[str]:
-    """Replace each file hard-linked from outside by a copy of its own; the relative paths changed."""
-    detached = []
-    for path in ws.outside_links():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            shutil.copy2(path, tmp)
-            os.replace(tmp, path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        detached.append(ws.relative(path))
-    return detached
+def check_no_outside_links(ws: Workspace, tool: str) -> None:
+    """SandboxViolation while the workspace holds hard links to files outside it."""
+    linked = sorted(ws.relative(p) for p in ws.outside_links())
+    if linked:
+        names = ", ".join(linked[:3]) + (f" and {len(linked) - 3} more" if len(linked) > 3 else "")
+        raise SandboxViolation(
+            f"{tool} is refused: {names} {'is a hard link' if len(linked) == 1 else 'are hard links'} to files outside "
+            "the workspace, which a command could read or change through them; overwrite them with write_file "
+            "or remove them outside iclaw"
+        )
 
 
-def _format(outcome, timeout_s: float, detached: list[str]) -> str:
+def _format(outcome, timeout_s: float) -> str:
     if outcome.timed_out:
         raise ToolError(
             f"timed out after {timeout_s:g}s; the command and its children were killed. Output so far:\n{outcome.output}",
             "timeout",
         )
     body = outcome.output if outcome.output.strip() else "(no output)"
-    note = f"\n[{', '.join(detached)}: hard-linked from outside the workspace; replaced by a copy first]" if detached else ""
-    return f"exit code {outcome.exit_code}\n{body}{note}"
+    return f"exit code {outcome.exit_code}\n{body}"
 
 
 def command_tools(ctx: ToolContext, default_timeout_s: float = 60.0) -> list[Tool]:
     ws, perms, runner = ctx.workspace, ctx.permissions, ctx.runner
 
-    async def prepare(tool: str) -> list[str]:
+    async def prepare(tool: str) -> None:
         runner.check_allowed(tool)
-        return await anyio.to_thread.run_sync(detach_outside_links, ws, abandon_on_cancel=True)
+        await anyio.to_thread.run_sync(check_no_outside_links, ws, tool, abandon_on_cancel=True)
 
     async def run_shell(args: RunShellArgs) -> str:
+        await prepare("run_shell")
         screen_command(args.command, ws)
         await perms.check("run_shell", "exec", args.command, f"$ {args.command}")
-        detached = await prepare("run_shell")
         timeout = min(args.timeout_s or default_timeout_s, default_timeout_s)
-        return _format(await runner.run(["bash", "-c", args.command], timeout), timeout, detached)
+        return _format(await runner.run(["bash", "-c", args.command], timeout), timeout)
 
     async def run_python(args: RunPythonArgs) -> str:
+        await prepare("run_python")
         await perms.check("run_python", "exec", args.code[:200], args.code)
-        detached = await prepare("run_python")
         fd, name = tempfile.mkstemp(prefix="snippet_", suffix=".py", dir=runner.tmpdir)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(args.code)
@@ -118,7 +113,7 @@ def command_tools(ctx: ToolContext, default_timeout_s: float = 60.0) -> list[Too
         # PYTHONPATH makes workspace modules importable although the script lives in TMPDIR.
         outcome = await runner.run([sys.executable, str(script)], timeout, {"PYTHONPATH": str(ws.root)})
         script.unlink(missing_ok=True)
-        return _format(outcome, timeout, detached)
+        return _format(outcome, timeout)
 
     return [
         Tool(

@@ -4,7 +4,7 @@ Every path a tool receives goes through `resolve`: relative paths are taken from
 workspace root, `~` is refused, and the result is the *real* path (symlinks followed) so
 `..` components, absolute paths and symlinks that lead outside are all refused with a
 `SandboxViolation`. `outside_links` finds files whose hard links reach outside the
-workspace (a link planted from outside): file tools refuse them, commands get a copy.
+workspace (a link planted from outside): file tools and commands refuse them.
 Knows nothing about tools or permissions.
 
 NOTE: the check and the later open are two steps; a process racing to swap a directory
