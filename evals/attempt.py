@@ -29,7 +29,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -137,29 +137,34 @@ class _TransportWatch:
             raise
 
 
-def _registry(task: Task, attempt: Attempt, workspace: Path) -> ToolRegistry:
+def _registry(task: Task, attempt: Attempt, workspace: Path, tmp_parent: Path | None) -> ToolRegistry:
     prof = attempt.agent.profile.permissions
     # Nobody can answer an approval prompt during an eval: `ask` runs as `auto`; a
     # read-only profile and the profile's deny rules are kept.
     mode = "auto" if prof.mode == "ask" else prof.mode
     permissions = Permissions(mode=mode, allow=list(prof.allow), deny=list(prof.deny))
     registry = builtin_registry(
-        workspace, permissions, enabled=task.tools, command_timeout_s=task.limits.tool_timeout_s
+        workspace, permissions, enabled=task.tools, command_timeout_s=task.limits.tool_timeout_s,
+        policy=replace(prof.sandbox(), network=task.limits.network), tmp_parent=tmp_parent,
     )
     add_mock_tools(registry, task.mock_tools)
     inject_faults(registry, task.faults)
     return registry
 
 
-async def run_attempt(attempt: Attempt, env: dict[str, str], hang_grace_s: float = HANG_GRACE_S) -> ResultRecord:
-    """Run one attempt to a `ResultRecord`; raises `HarnessError` for harness failures."""
+async def run_attempt(
+    attempt: Attempt, env: dict[str, str], hang_grace_s: float = HANG_GRACE_S, scratch: Path | None = None
+) -> ResultRecord:
+    """Run one attempt to a `ResultRecord`; raises `HarnessError` for harness failures.
+
+    `scratch` is the folder (see `evals.scratch`) the sandbox and the tools' temp dirs go in."""
     task = attempt.task
-    sandbox = await Sandbox.create(task, env)
+    sandbox = await Sandbox.create(task, env, parent=scratch)
     try:
         ctx = CheckContext(sandbox.root, env=env)
         baselines = [await check.prepare(ctx) for check in task.checks]
         try:
-            registry = _registry(task, attempt, sandbox.workspace)
+            registry = _registry(task, attempt, sandbox.workspace, scratch)
         except IclawError as exc:
             raise HarnessError(f"task {task.id!r}: cannot build its tools: {exc}", retryable=False) from exc
         chat_model = _TransportWatch(attempt.model.chat_model(task))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from evals.attempt import HANG_GRACE_S, Attempt, run_attempt
 from evals.errors import HarnessError
+from evals.scratch import Scratch
 from evals.shell import harness_env
 from evals.store import ResultRecord, RunRecord, Store
 from evals.task import Suite
@@ -79,6 +80,7 @@ class Runner:
         self.options = options or RunOptions()
         self.on_result = on_result
         self.env = harness_env()
+        self._scratch: Scratch | None = None
 
     def plan(
         self, suite: Suite, models: list[ModelVersion], agents: list[AgentVersion], batch: str | None = None
@@ -112,7 +114,19 @@ class Runner:
     async def execute(
         self, suite: Suite, models: list[ModelVersion], agents: list[AgentVersion], runs: list[RunRecord]
     ) -> None:
-        """Run every attempt of `runs` that has no scored result yet."""
+        """Run every attempt of `runs` that has no scored result yet.
+
+        Sandboxes live in a scratch folder of this call; creating it removes the ones that
+        killed runs left behind (`evals.scratch`)."""
+        self._scratch = Scratch.create()
+        try:
+            await self._execute(suite, models, agents, runs)
+        finally:
+            self._scratch.remove()
+
+    async def _execute(
+        self, suite: Suite, models: list[ModelVersion], agents: list[AgentVersion], runs: list[RunRecord]
+    ) -> None:
         by_key = {(r.model, r.agent): r for r in runs}
         for model in models:
             todo: list[Attempt] = []
@@ -162,7 +176,7 @@ class Runner:
                 return _harness_result(attempt, f"skipped: {down[0]}", tries)
             tries += 1
             try:
-                record = await run_attempt(attempt, self.env, self.options.hang_grace_s)
+                record = await run_attempt(attempt, self.env, self.options.hang_grace_s, self._scratch and self._scratch.root)
             except HarnessError as exc:
                 if not exc.retryable or tries > self.options.retries:
                     if exc.model_down:

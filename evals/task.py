@@ -38,6 +38,7 @@ class TaskLimits(_Strict):
     wall_time_s: float = Field(default=300.0, gt=0)
     tool_timeout_s: float = Field(default=30.0, gt=0)
     max_tokens: int | None = Field(default=None, ge=1)
+    network: Literal["deny", "allow"] = "deny"  # may the agent's commands open connections (whatever the profile says)
 
 
 class WorkspaceSpec(_Strict):
