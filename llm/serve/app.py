@@ -112,10 +112,9 @@ def create_app(
         return await create_completion(body, model, engine, request)
 
     @app.post("/tokenize", response_model=TokenizeResponse, responses=_ERRORS)
-    async def tokenize(body: TokenizeRequest) -> TokenizeResponse:
+    async def tokenize(body: TokenizeRequest) -> Response:
         check_model(body.model)
-        ids = await anyio.to_thread.run_sync(tokenize_request, body, model)
-        return TokenizeResponse(tokens=ids, count=len(ids), max_model_len=model.max_model_len)
+        return await anyio.to_thread.run_sync(_tokenize_response, body, model)
 
     @app.post("/detokenize", response_model=DetokenizeResponse, responses=_ERRORS)
     async def detokenize(body: DetokenizeRequest) -> DetokenizeResponse:
@@ -130,6 +129,13 @@ def create_app(
         return Response(engine.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _tokenize_response(body: TokenizeRequest, model: ServedModel) -> Response:
+    """Tokens and their JSON, both in a worker thread: a million ids take a while to serialise too."""
+    ids = tokenize_request(body, model)
+    out = TokenizeResponse(tokens=ids, count=len(ids), max_model_len=model.max_model_len)
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 class _BearerAuth:
