@@ -33,7 +33,7 @@ from evals.summary import summarize
 from evals.task import Suite, load_suite
 from evals.transcript import render_transcript
 from evals.validate import render_verdicts, shipped_profiles, validate_suite, verdict_counts
-from evals.versions import AgentVersion, ModelVersion, parse_agent_specs, parse_model_specs
+from evals.versions import AgentVersion, ModelVersion, parse_agent_specs, parse_model_specs, split_specs
 
 __all__ = ["main", "app"]
 
@@ -207,6 +207,46 @@ def _validate(suite: Suite, agents: list[AgentVersion], jobs: int) -> int:
     out_console.print(f"{verdict_counts(verdicts)} ({time.monotonic() - started:.1f}s): "
                       f"{'suite valid' if not bad else f'{len(bad)} invalid task(s)'}", highlight=False)
     return 1 if bad else 0
+
+
+@app.command("recipe")
+def recipe_cmd(
+    name: Annotated[str, typer.Argument(help="Recipe name (toolchat: teach a model iclaw's tools).")] = "toolchat",
+    out: Annotated[Path, typer.Option("--out", help="Run directory: data, checkpoints, evals, report.md.")] = Path("runs/toolchat"),
+    base: Annotated[str, typer.Option(help="Base model (pulled name or checkpoint path).")] = "smollm2-135m-instruct",
+    suite: Annotated[Path, typer.Option("--suite", "-s", help="Task directory to score on.")] = Path("tasks"),
+    n: Annotated[int, typer.Option("--n", min=1, help="Synthetic SFT rows.")] = 400,
+    n_pairs: Annotated[int, typer.Option("--n-pairs", min=0, help="Synthetic DPO pairs.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    budget_min: Annotated[float | None, typer.Option("--budget-min", min=1, help="Fine-tuning budget (SFT + DPO) in minutes; shrinks the epochs to fit.")] = None,
+    lora_rank: Annotated[int, typer.Option("--lora-rank", min=0, help="LoRA rank (0 = full fine-tune).")] = 0,
+    agent: Annotated[list[str], typer.Option("--agent", "-a", help="Agent profiles to score (default v1,v2).")] = [],  # noqa: B006
+    task: Annotated[list[str], typer.Option("--task", "-t", help="Only tasks matching this glob; repeatable.")] = [],  # noqa: B006
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Eval attempts in flight.")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Eval attempts per task.")] = 1,
+    stage: Annotated[list[str], typer.Option("--stage", help="Run only these stages (base, synth, sft, dpo, int8, eval, report).")] = [],  # noqa: B006
+    fast: Annotated[bool, typer.Option("--fast", help="Nano-scale rehearsal of every stage (also DEMO_FAST=1).")] = False,
+) -> int:
+    """Teach a model iclaw's tools (synthetic data, SFT, DPO, int8) and score every version; resumable.
+
+    Example: iclaw eval recipe toolchat --out runs/toolchat --budget-min 60
+    """
+    import os
+
+    from evals.recipe import STAGES, RecipeConfig
+    from evals.recipe_progress import run_recipe
+
+    if name != "toolchat":
+        raise SpecError(f"unknown recipe {name!r}; known: toolchat")
+    unknown = [s for s in stage if s not in STAGES]
+    if unknown:
+        raise SpecError(f"unknown stage(s) {', '.join(unknown)}; stages: {', '.join(STAGES)}")
+    cfg = RecipeConfig(out=out, base=base, suite=suite, n_sft=n, n_pairs=n_pairs, seed=seed, budget_min=budget_min,
+                       lora_rank=lora_rank, agents=split_specs(agent) or ["v1", "v2"], tasks=list(task), jobs=jobs,
+                       epochs=epochs, fast=fast or os.environ.get("DEMO_FAST") == "1")
+    report = run_recipe(cfg, list(stage), err_console)
+    out_console.print(report.read_text() if report.exists() else "", markup=False, highlight=False)
+    return 0
 
 
 @app.command("report")

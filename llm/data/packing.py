@@ -38,8 +38,8 @@ class Example:
 class SFTBatch:
     inputs: torch.Tensor  # (B, T)
     targets: torch.Tensor  # (B, T), -1 = ignore
-    positions: torch.Tensor  # (B, T), restarting at 0 per example
-    doc_ids: torch.Tensor  # (B, T), one id per example in the row (padding gets its own)
+    positions: torch.Tensor | None  # (B, T), restarting at 0 per example; None = 0..T-1
+    doc_ids: torch.Tensor | None  # (B, T), one id per example in the row; None = one example per row
 
     @property
     def n_targets(self) -> int:
@@ -113,4 +113,8 @@ class PackedRows:
                 positions[b, at : at + n] = torch.arange(n)
                 doc_ids[b, at : at + n] = d
                 at += n
+        if not self.packing:
+            # One example per row, padded on the right: plain causal attention already keeps the
+            # padding out of every real token's view, and it takes the fast SDPA path.
+            return SFTBatch(inputs, targets, None, None)
         return SFTBatch(inputs, targets, positions, doc_ids)

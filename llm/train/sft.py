@@ -51,10 +51,11 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def sft_loss_sum(model: torch.nn.Module, batch: SFTBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Summed cross-entropy over supervised tokens, plus the count of correct argmax predictions."""
     device = next(model.parameters()).device
+    packed = batch.doc_ids is not None
     hidden, _ = model(
         batch.inputs.to(device),
-        positions=batch.positions.to(device),
-        doc_ids=batch.doc_ids.to(device),
+        positions=batch.positions.to(device) if packed else None,
+        doc_ids=batch.doc_ids.to(device) if packed else None,
         hidden_only=True,
     )  # (B, T, D)
     targets = batch.targets.to(device)
