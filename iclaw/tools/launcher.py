@@ -107,16 +107,22 @@ def _limits(spec: dict) -> list[tuple[int, int]]:
     ):
         if spec.get(key):
             out.append((which, int(spec[key] * scale)))
-    if spec.get("processes"):
+    running = _user_processes()
+    if spec.get("processes") and running is not None:
         # RLIMIT_NPROC counts every process of the real user, so allow that many more.
-        out.append((resource.RLIMIT_NPROC, _user_processes() + int(spec["processes"])))
+        out.append((resource.RLIMIT_NPROC, running + int(spec["processes"])))
     return out
 
 
-def _user_processes() -> int:
+def _user_processes() -> int | None:
+    """Processes of this user now; None when /proc cannot be read (e.g. inside another sandbox)."""
     uid = os.getuid()
     count = 0
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in names:
         if name.isdigit():
             try:
                 count += os.stat(f"/proc/{name}").st_uid == uid
@@ -162,7 +168,11 @@ def _finish(code: int, scoped: bool) -> None:
 def _descendants(root: int) -> list[int]:
     """Every process below `root`, from the parent links in /proc."""
     children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []  # nothing to walk: an enclosing sandbox will clean up
+    for name in names:
         if not name.isdigit():
             continue
         try:
