@@ -4,8 +4,10 @@ The design of vLLM's PagedAttention (Kwon et al. 2023, "Efficient Memory Managem
 Large Language Model Serving with PagedAttention", section 4) at our scale: the pool holds
 `num_blocks` blocks of `block_size` token slots per layer; each sequence owns a block table
 (its list of block ids, in order) that grows one block at a time as the sequence grows and
-goes back to the free list when the sequence finishes. No sequence reserves memory for
-tokens it has not produced yet, so many sequences of different lengths share one budget.
+goes back to the pool when the sequence finishes. No sequence reserves memory for tokens it
+has not produced yet, so many sequences of different lengths share one budget. Blocks are
+reference-counted and, with prefix caching, full blocks are shared between sequences with
+the same prefix and kept after use (`llm.infer.block_pool`).
 
 `PagedKVCache.batch(seq_ids)` returns a view that implements the model's KV cache protocol
 (`update(layer, k, v, positions) -> (k_all, v_all, mask)`) for one forward pass over those
@@ -27,45 +29,18 @@ import torch
 
 from llm.errors import InferenceError
 from llm.infer import kernels
+from llm.infer.block_pool import BlockKey, BlockPool, HashFn, OutOfBlocks, PrefixHit, block_hash
 
-__all__ = ["BlockAllocator", "PagedKVCache", "PagedBatch", "OutOfBlocks"]
-
-
-class OutOfBlocks(InferenceError):
-    """The pool has fewer free blocks than a sequence needs; the scheduler preempts or waits."""
-
-
-class BlockAllocator:
-    """A free list of block ids; blocks are interchangeable, so any free one will do."""
-
-    def __init__(self, num_blocks: int) -> None:
-        if num_blocks < 1:
-            raise InferenceError(f"the KV cache needs at least one block, got {num_blocks}")
-        self.num_blocks = num_blocks
-        # Popped from the end: the most recently freed block is reused first (it is warm in cache).
-        self._free = list(range(num_blocks - 1, -1, -1))
-
-    @property
-    def num_free(self) -> int:
-        return len(self._free)
-
-    @property
-    def num_used(self) -> int:
-        return self.num_blocks - len(self._free)
-
-    def allocate(self, n: int) -> list[int]:
-        if n > len(self._free):
-            raise OutOfBlocks(f"need {n} KV blocks but only {len(self._free)} of {self.num_blocks} are free")
-        taken = self._free[len(self._free) - n :]
-        del self._free[len(self._free) - n :]
-        return taken[::-1]
-
-    def free(self, blocks: list[int]) -> None:
-        self._free.extend(reversed(blocks))
+__all__ = ["PagedKVCache", "PagedBatch", "OutOfBlocks", "PrefixHit"]
 
 
 class PagedKVCache:
-    """The block pool plus one block table per live sequence."""
+    """The block pool plus one block table per live sequence.
+
+    With `prefix_caching`, full computed blocks are registered in the pool's content index
+    (`cache_computed`) and a new sequence starts from the longest cached prefix of its
+    tokens (`lookup_prefix`, then `adopt`); see `llm.infer.block_pool`.
+    """
 
     def __init__(
         self,
@@ -76,24 +51,28 @@ class PagedKVCache:
         block_size: int = 16,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        prefix_caching: bool = False,
+        hash_fn: HashFn = block_hash,
     ) -> None:
         if block_size < 1:
             raise InferenceError(f"block size must be at least 1 token, got {block_size}")
         self.block_size = block_size
-        self.allocator = BlockAllocator(num_blocks)
+        self.pool = BlockPool(num_blocks, hash_fn)
+        self.prefix_caching = prefix_caching
         shape = (n_layers, num_blocks, block_size, n_kv_heads, head_dim)  # (L, blocks, block size, K, E)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.tables: dict[int, list[int]] = {}
+        self._chains: dict[int, list[BlockKey]] = {}  # keys of each sequence's leading registered blocks
 
     @classmethod
-    def for_model(cls, model, num_blocks: int, block_size: int = 16) -> PagedKVCache:
+    def for_model(cls, model, num_blocks: int, block_size: int = 16, **options) -> PagedKVCache:
         """Sized for `model.config`; keys/values in the model's float dtype (float32 for other forwards)."""
         cfg = model.config
         p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
         dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
         device = p.device if p is not None else "cpu"
-        return cls(cfg.n_layers, cfg.kv_heads, cfg.head_dim, num_blocks, block_size, dtype, device)
+        return cls(cfg.n_layers, cfg.kv_heads, cfg.head_dim, num_blocks, block_size, dtype, device, **options)
 
     @staticmethod
     def bytes_per_block(model_config, block_size: int, dtype: torch.dtype = torch.float32) -> int:
@@ -103,15 +82,20 @@ class PagedKVCache:
 
     @property
     def num_blocks(self) -> int:
-        return self.allocator.num_blocks
+        return self.pool.num_blocks
 
     @property
     def num_free_blocks(self) -> int:
-        return self.allocator.num_free
+        """Blocks a sequence can still get (cached blocks nobody holds are evicted on demand)."""
+        return self.pool.num_free
 
     @property
     def num_used_blocks(self) -> int:
-        return self.allocator.num_used
+        return self.pool.num_used
+
+    @property
+    def num_cached_blocks(self) -> int:
+        return self.pool.num_cached
 
     def blocks_for(self, n_tokens: int) -> int:
         return -(-n_tokens // self.block_size)
@@ -126,12 +110,44 @@ class PagedKVCache:
 
     def reserve(self, seq_id: int, n_tokens: int) -> None:
         """Grow the sequence's block table to hold positions 0..n_tokens-1; raises `OutOfBlocks`."""
-        new = self.allocator.allocate(self.blocks_needed(seq_id, n_tokens))
+        new = self.pool.allocate(self.blocks_needed(seq_id, n_tokens))
         self.tables.setdefault(seq_id, []).extend(new)
 
     def free(self, seq_id: int) -> None:
-        """Return all of the sequence's blocks to the pool (it finished, was cancelled or preempted)."""
-        self.allocator.free(self.tables.pop(seq_id, []))
+        """Let go of all of the sequence's blocks (it finished, was cancelled or preempted).
+
+        Registered blocks stay cached until their space is needed; the rest are free at once.
+        """
+        self.pool.release(self.tables.pop(seq_id, []))
+        self._chains.pop(seq_id, None)
+
+    def lookup_prefix(self, tokens: list[int]) -> PrefixHit:
+        """Cached blocks holding the longest block-aligned prefix of `tokens`; changes nothing.
+
+        At least the last token is left out, so the sequence computes it (its logits pick the
+        next token) in a block of its own: a shared block is never written.
+        """
+        if not self.prefix_caching:
+            return PrefixHit()
+        return self.pool.lookup(tokens, self.block_size, (len(tokens) - 1) // self.block_size)
+
+    def adopt(self, seq_id: int, hit: PrefixHit) -> int:
+        """Start a sequence with no blocks yet from a prefix hit; returns the tokens it need not compute."""
+        assert seq_id not in self.tables, f"sequence {seq_id} already has blocks"
+        self.pool.hold(hit.blocks)
+        self.tables[seq_id] = list(hit.blocks)
+        self._chains[seq_id] = list(hit.keys)
+        return len(hit.blocks) * self.block_size
+
+    def cache_computed(self, seq_id: int, tokens: list[int], n_computed: int) -> None:
+        """Register the sequence's full blocks among its first `n_computed` tokens (whose keys/values are written)."""
+        if not self.prefix_caching or seq_id not in self.tables:
+            return
+        chain = self._chains.setdefault(seq_id, [])
+        table, bs = self.tables[seq_id], self.block_size
+        for b in range(len(chain), min(n_computed, len(tokens)) // bs):
+            parent = chain[-1] if chain else None
+            chain.append(self.pool.register(table[b], parent, tuple(tokens[b * bs : (b + 1) * bs])))
 
     def batch(self, seq_ids: list[int]) -> PagedBatch:
         """A view for one forward pass whose row b belongs to `seq_ids[b]`."""

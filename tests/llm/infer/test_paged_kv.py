@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from llm.config import ModelConfig
-from llm.infer.paged_kv import BlockAllocator, OutOfBlocks, PagedKVCache
+from llm.infer.block_pool import BlockPool
+from llm.infer.paged_kv import OutOfBlocks, PagedKVCache
 from llm.model import GPT
 
 
@@ -19,14 +20,14 @@ def reference_logits(model, ids):
     return logits[0]  # (T, V)
 
 
-def test_allocator_hands_out_distinct_blocks_and_takes_them_back():
-    alloc = BlockAllocator(4)
-    a, b = alloc.allocate(3), alloc.allocate(1)
-    assert sorted(a + b) == [0, 1, 2, 3] and alloc.num_free == 0
+def test_pool_hands_out_distinct_blocks_and_takes_them_back():
+    pool = BlockPool(4)
+    a, b = pool.allocate(3), pool.allocate(1)
+    assert sorted(a + b) == [0, 1, 2, 3] and pool.num_free == 0
     with pytest.raises(OutOfBlocks, match="need 1 KV blocks but only 0 of 4"):
-        alloc.allocate(1)
-    alloc.free(a)
-    assert alloc.num_free == 3 and alloc.num_used == 1
+        pool.allocate(1)
+    pool.release(a)
+    assert pool.num_free == 3 and pool.num_used == 1
 
 
 def test_blocks_are_allocated_on_demand_and_freed_at_finish():
@@ -136,3 +137,69 @@ def test_native_attention_reads_the_blocks_like_the_gathered_copy():
     with kernels.force_reference():  # and both agree with masked SDPA
         ref = kernels.attention(q, k_all, v_all, positions)
     assert torch.allclose(paged, ref, atol=1e-5)
+
+
+def _logits(model, tokens, positions, view):
+    from llm.serve.forward import forward_logits
+
+    return forward_logits(model, torch.tensor([tokens]), positions.unsqueeze(0), view)[0]  # (T, V)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "inference_model"])
+@torch.inference_mode()
+def test_chunked_prefill_gives_the_logits_of_one_shot_prefill(kind):
+    from llm.infer.inference_model import InferenceModel
+
+    gpt = tiny_model()
+    model = gpt if kind == "gpt" else InferenceModel.from_gpt(gpt)
+    torch.manual_seed(4)
+    p = torch.randint(0, 64, (37,)).tolist()
+    cache = PagedKVCache.for_model(model, num_blocks=24, block_size=4)
+    cache.reserve(0, len(p))
+    one_shot = _logits(model, p, torch.arange(len(p)), cache.batch([0]))
+    cache.reserve(1, len(p))
+    chunks = [_logits(model, p[a:b], torch.arange(a, b), cache.batch([1])) for a, b in ((0, 5), (5, 16), (16, 30), (30, 37))]
+    torch.testing.assert_close(torch.cat(chunks), one_shot, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(one_shot, reference_logits(gpt, p), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "inference_model"])
+@torch.inference_mode()
+def test_a_sequence_started_from_cached_blocks_computes_only_the_rest_and_gets_the_same_logits(kind):
+    from llm.infer.inference_model import InferenceModel
+
+    gpt = tiny_model()
+    model = gpt if kind == "gpt" else InferenceModel.from_gpt(gpt)
+    torch.manual_seed(5)
+    system = torch.randint(0, 64, (18,)).tolist()
+    first, second = system + [1, 2, 3], system + [9, 8, 7, 6, 5]
+    cache = PagedKVCache.for_model(model, num_blocks=16, block_size=4, prefix_caching=True)
+    cache.reserve(0, len(first))
+    _logits(model, first, torch.arange(len(first)), cache.batch([0]))
+    cache.cache_computed(0, first, len(first))
+    cache.free(0)  # finished: its 5 full blocks stay cached
+    hit = cache.lookup_prefix(second)
+    assert len(hit.blocks) == 4  # the shared 18 tokens cover 4 full blocks (16 tokens)
+    start = cache.adopt(1, hit)
+    cache.reserve(1, len(second))
+    rest = _logits(model, second[start:], torch.arange(start, len(second)), cache.batch([1]))
+    torch.testing.assert_close(rest, reference_logits(gpt, second)[start:], atol=1e-4, rtol=1e-4)
+    assert cache.tables[1][:4] == hit.blocks and cache.num_used_blocks == 6
+    cache.free(1)
+    assert cache.num_used_blocks == 0 and cache.num_free_blocks == 16
+
+
+def test_a_fully_cached_prompt_still_computes_its_last_token():
+    cache = PagedKVCache(n_layers=1, n_kv_heads=1, head_dim=2, num_blocks=8, block_size=4, prefix_caching=True)
+    p = list(range(8))
+    cache.reserve(0, 8)
+    cache.cache_computed(0, p, 8)
+    cache.free(0)
+    assert cache.num_cached_blocks == 2
+    assert len(cache.lookup_prefix(p).blocks) == 1  # the second block holds the last token: computed again
+    assert len(cache.lookup_prefix(p + [8]).blocks) == 2
+    off = PagedKVCache(n_layers=1, n_kv_heads=1, head_dim=2, num_blocks=8, block_size=4)
+    off.reserve(0, 8)
+    off.cache_computed(0, p, 8)
+    off.free(0)
+    assert off.num_cached_blocks == 0 and off.lookup_prefix(p + [8]).blocks == []
