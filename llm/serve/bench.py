@@ -27,7 +27,10 @@ import httpx
 
 from llm.errors import ConfigError, InferenceError
 
-__all__ = ["BenchConfig", "LevelResult", "run_bench", "measure_level", "started_server"]
+__all__ = [
+    "BenchConfig", "LevelResult", "run_bench", "measure_level", "started_server", "served_model", "rss_mb", "percentile",
+    "auth_headers",
+]
 
 PROMPTS = [
     "Write a short story about a lighthouse keeper.",
@@ -79,12 +82,12 @@ def run_bench(cfg: BenchConfig, json_out: bool = False) -> dict:
     if not cfg.prompts:
         raise ConfigError("give at least one --prompt (or none, for the built-in prompts)")
     with started_server(cfg) as (url, pid):
-        model = _served_model(url, cfg.api_key)
+        model = served_model(url, cfg.api_key)
         asyncio.run(_warm_up(url, model, cfg))
         levels = []
         for c in cfg.concurrency:
             levels.append(asyncio.run(measure_level(url, model, cfg, c)))
-            levels[-1].server_rss_mb = _rss_mb(pid)
+            levels[-1].server_rss_mb = rss_mb(pid)
     report = {
         "url": url if cfg.url else None,
         "model": model,
@@ -124,11 +127,11 @@ async def measure_level(url: str, model: str, cfg: BenchConfig, concurrency: int
         duration_s=round(duration, 3),
         generated_tokens=counts["n"],
         tok_per_s=round(counts["n"] / duration, 2),
-        ttft_p50_s=_pct(ttfts, 50),
-        ttft_p99_s=_pct(ttfts, 99),
-        itl_p50_s=_pct(gaps, 50),
-        itl_p99_s=_pct(gaps, 99),
-        latency_p50_s=_pct(latencies, 50),
+        ttft_p50_s=percentile(ttfts, 50),
+        ttft_p99_s=percentile(ttfts, 99),
+        itl_p50_s=percentile(gaps, 50),
+        itl_p99_s=percentile(gaps, 99),
+        latency_p50_s=percentile(latencies, 50),
     )
 
 
@@ -157,7 +160,7 @@ async def _one(client, url, model, cfg: BenchConfig, i: int, counts: dict, ttfts
     t0 = time.perf_counter()
     last = None
     try:
-        async with client.stream("POST", f"{url}/v1/chat/completions", json=body, headers=_headers(cfg.api_key)) as r:
+        async with client.stream("POST", f"{url}/v1/chat/completions", json=body, headers=auth_headers(cfg.api_key)) as r:
             if r.status_code != 200:
                 await r.aread()
                 counts["errors"] += 1
@@ -223,16 +226,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise InferenceError(f"llm serve did not become healthy within {timeout:.0f} s")
 
 
-def _served_model(url: str, api_key: str | None) -> str:
+def served_model(url: str, api_key: str | None) -> str:
     try:
-        r = httpx.get(f"{url}/v1/models", headers=_headers(api_key), timeout=30.0)
+        r = httpx.get(f"{url}/v1/models", headers=auth_headers(api_key), timeout=30.0)
         r.raise_for_status()
         return r.json()["data"][0]["id"]
     except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
         raise InferenceError(f"cannot list models at {url}/v1/models: {exc}") from exc
 
 
-def _rss_mb(pid: int | None) -> float | None:
+def rss_mb(pid: int | None) -> float | None:
     """Resident memory of a local process (Linux /proc), None elsewhere."""
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -242,7 +245,7 @@ def _rss_mb(pid: int | None) -> float | None:
     return round(kb / 1024, 1)
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
+def auth_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
@@ -252,7 +255,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pct(values: list[float], p: float) -> float | None:
+def percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)

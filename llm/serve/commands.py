@@ -1,4 +1,4 @@
-"""The `llm serve` and `llm bench serve` commands: parse options, call one library function."""
+"""The `llm serve`, `llm bench serve` and `llm bench hostile` commands: parse options, call one library function."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ __all__ = ["register"]
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
     bench_app.command("serve")(bench_serve_cmd)
+    bench_app.command("hostile")(bench_hostile_cmd)
 
 
 def serve_cmd(
@@ -88,6 +89,28 @@ def bench_serve_cmd(
         server_args=server_arg,
     )
     run_bench(cfg, json_out=json_out)
+
+
+def bench_hostile_cmd(
+    url: Optional[str] = typer.Option(None, help="Base URL of a running server, e.g. http://127.0.0.1:8000."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Start a server for this model instead of --url."),
+    body_mb: float = typer.Option(30.0, help="Size of the oversized chat body in MB."),
+    text_mb: float = typer.Option(7.5, help="Size of the /tokenize and chat bodies under the limit, in MB."),
+    streams: int = typer.Option(8, help="Ordinary streamed chat completions in flight meanwhile."),
+    api_key: Optional[str] = typer.Option(None, envvar="LLM_API_KEY", help="API key of the server."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    server_arg: list[str] = typer.Option([], "--server-arg", help="Extra `llm serve` option for --model (repeatable)."),
+) -> None:
+    """Hostile bodies against a server: /health latency and RSS while big requests and streams are in flight.
+
+    Example: llm bench hostile --model smollm2-135m-instruct --server-arg=--threads=1
+    """
+    from llm.serve.bench_hostile import HostileConfig, run_hostile
+
+    cfg = HostileConfig(
+        url=url, model=model, body_mb=body_mb, text_mb=text_mb, streams=streams, api_key=api_key, server_args=server_arg
+    )
+    run_hostile(cfg, json_out=json_out)
 
 
 def _levels(text: str) -> list[int]:
