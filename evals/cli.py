@@ -19,11 +19,11 @@ from typing import Annotated
 
 import typer
 from iclaw.atomic import atomic_write_text
-from iclaw.errors import IclawError
 from iclaw.profile import AgentProfile
 from rich.console import Console, RenderableType
 
 from evals.compare import compare, render_comparison
+from evals.command import run_app
 from evals.errors import EvalError, RunNotFound, SpecError
 from evals.progress import LiveProgress
 from evals.report import FORMATS, render
@@ -37,11 +37,6 @@ from evals.versions import AgentVersion, ModelVersion, parse_agent_specs, parse_
 
 __all__ = ["main", "app"]
 
-# NOTE: recent typer vendors click (`typer._click`), so `click.ClickException` is not what
-# it raises; the base classes are found through typer's public BadParameter instead.
-_CLICK_ERRORS = {c.__name__: c for c in typer.BadParameter.__mro__}
-ClickException: type[Exception] = _CLICK_ERRORS["ClickException"]
-UsageError: type[Exception] = _CLICK_ERRORS["UsageError"]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -342,20 +337,4 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `iclaw eval`: run the typer app and return its exit code."""
-    command = typer.main.get_command(app)
-    try:
-        rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="iclaw eval",
-                          standalone_mode=False)
-    except UsageError as exc:
-        _error(exc.format_message())  # type: ignore[attr-defined]
-        return 2
-    except ClickException as exc:
-        _error(exc.format_message())  # type: ignore[attr-defined]
-        return exc.exit_code  # type: ignore[attr-defined]
-    except (typer.Abort, KeyboardInterrupt):
-        _error("interrupted")
-        return 130
-    except (EvalError, IclawError) as exc:
-        _error(str(exc))
-        return 1
-    return rv if isinstance(rv, int) else 0
+    return run_app(app, argv, "iclaw eval", _error)

@@ -1,60 +1,60 @@
 #!/usr/bin/env bash
-# The main job, end to end on a CPU in a few minutes:
-#   real model -> fast inference -> train from scratch -> serve -> agent -> eval.
-# Everything it writes goes under demo/ (ignored by git); rerun it freely.
+# The main job: serve the best model we have, score it on the 20-task suite with agents v1
+# and v2, print the table and the command that opens the interactive agent on the same server.
+#
+#   make demo                 the best available model: the toolchat recipe's DPO model when
+#                             runs/toolchat has one, else SmolLM2-135M-Instruct as pulled
+#   DEMO_FAST=1 make demo     the whole recipe at nano scale (tiny model, a few steps, 3 tasks)
+#
+# Everything the demo writes goes under demo/ (ignored by git); rerun it freely.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/.venv/bin
 OUT=demo
 PORT=${DEMO_PORT:-8765}
+RECIPE=${DEMO_RECIPE:-runs/toolchat}
 mkdir -p "$OUT"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1. llm pull: SmolLM2-135M-Instruct, offline-capable"
-"$BIN/llm" pull smollm2-135m-instruct
+if [ "${DEMO_FAST:-0}" = "1" ]; then
+  step "toolchat recipe, nano scale: pretrain a tiny base -> synth data -> SFT -> DPO -> int8 -> eval -> report"
+  "$BIN/iclaw" eval recipe toolchat --fast --out "$OUT/toolchat-fast" --jobs 2
+  step "done: $OUT/toolchat-fast/report.md (the full-size run: iclaw eval recipe toolchat --budget-min 60)"
+  exit 0
+fi
 
-step "2. llm generate: greedy chat, computed by our own model code"
-"$BIN/llm" generate smollm2-135m-instruct --chat "What is the capital of France?"
+step "1. the model: the recipe's fine-tuned one if there is one, else the base model"
+"$BIN/llm" pull smollm2-135m-instruct >/dev/null
+if [ -f "$RECIPE/ckpt/dpo/meta.json" ]; then
+  MODEL_PATH="$RECIPE/ckpt/dpo"; NAME=toolchat-dpo
+elif [ -f "$RECIPE/ckpt/sft/meta.json" ]; then
+  MODEL_PATH="$RECIPE/ckpt/sft"; NAME=toolchat-sft
+else
+  MODEL_PATH=smollm2-135m-instruct; NAME=smollm2-135m-instruct
+  echo "no fine-tuned model under $RECIPE yet: scoring the base model (it solves ~0 tasks)."
+  echo "teach it the tools first with: iclaw eval recipe toolchat --out $RECIPE --budget-min 60"
+fi
+echo "model: $NAME ($MODEL_PATH)"
 
-step "3. llm quantize + llm bench decode: INT8 weights against float32, same prompt"
-[ -d "$OUT/smol-int8" ] || "$BIN/llm" quantize smollm2-135m-instruct --bits 8 --out "$OUT/smol-int8"
-"$BIN/llm" bench decode smollm2-135m-instruct --tokens 48
-"$BIN/llm" bench decode "$OUT/smol-int8" --tokens 48
-"$BIN/llm" bench decode smollm2-135m-instruct --prompt-lookup --tokens 48
-
-step "4. llm data prepare + llm train pretrain: a nano model on Python's own stdlib source"
-[ -f "$OUT/data/data.json" ] || "$BIN/llm" data prepare stdlib:json,email,textwrap,argparse --vocab-size 1024 --out "$OUT/data"
-"$BIN/llm" train pretrain --preset nano --data "$OUT/data" --name nano-demo --max-steps 150 --fresh \
-  run.dir="$OUT/runs" eval.every=50 checkpoint.every=0
-"$BIN/llm" generate "$OUT/runs/nano-demo/checkpoints/final" --prompt "def parse_args(" --max-tokens 60 --temperature 0.8 --seed 0
-
-step "5. llm serve: OpenAI-compatible, continuous batching (background, port $PORT)"
-"$BIN/llm" serve --model smollm2-135m-instruct --port "$PORT" >"$OUT/serve.log" 2>&1 &
+step "2. llm serve on port $PORT (stays up after the demo for the interactive agent)"
+if curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; then
+  echo "a server already answers on port $PORT; stop it first (or set DEMO_PORT)"; exit 1
+fi
+nohup "$BIN/llm" serve --model "$MODEL_PATH" --served-model-name "$NAME" --port "$PORT" >"$OUT/serve.log" 2>&1 &
 SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
+trap 'kill $SERVER 2>/dev/null || true' ERR INT TERM
 for _ in $(seq 1 300); do
   curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break
   kill -0 $SERVER 2>/dev/null || { cat "$OUT/serve.log"; exit 1; }
   sleep 1
 done
-curl -s "http://127.0.0.1:$PORT/v1/chat/completions" -H 'Content-Type: application/json' \
-  -d '{"model":"smollm2-135m-instruct","messages":[{"role":"user","content":"What is the capital of France?"}],"temperature":0,"max_tokens":20}'
-echo
-"$BIN/llm" bench serve --url "http://127.0.0.1:$PORT" --concurrency 1,4 --requests 8 --max-tokens 32
 
-step "6. iclaw run: the agent drives the served model in a sandboxed workspace"
-mkdir -p "$OUT/workspace"
-printf 'name,total\nacme,120\nglobex,340\ninitech,95\n' >"$OUT/workspace/sales.csv"
-"$BIN/iclaw" run "Read sales.csv and tell me which customer has the highest total." \
-  --base-url "http://127.0.0.1:$PORT/v1" --model smollm2-135m-instruct --workspace "$OUT/workspace" \
-  --max-steps 6 --temperature 0 || echo "(the 135M model did not finish the task; the line above says why)"
-
-step "7. iclaw eval: the suite is valid (oracle passes all, null passes none), then a scored run"
-"$BIN/iclaw" eval --validate --suite tasks/
-"$BIN/iclaw" eval --suite tasks/ --model oracle --model null --jobs 2 --out "$OUT/evals"
-"$BIN/iclaw" eval --suite tasks/ --model "smollm2-135m-instruct=http://127.0.0.1:$PORT/v1" --agent v1,v2 --temperature 0 \
-  --task calc-product --task csv-top-customer --jobs 4 --out "$OUT/evals"
+step "3. iclaw eval: the suite with agents v1 and v2 at temperature 0"
+"$BIN/iclaw" eval --suite tasks/ --model "$NAME=http://127.0.0.1:$PORT/v1" --agent v1,v2 --temperature 0 \
+  --jobs 2 --out "$OUT/evals" || true
 "$BIN/iclaw" eval report latest --out "$OUT/evals" --format md || true
 
-step "done: outputs under $OUT/"
+step "done: the server is still running (pid $SERVER; stop it with: kill $SERVER)"
+echo "talk to the same model with the interactive agent:"
+echo "  $BIN/iclaw --base-url http://127.0.0.1:$PORT/v1 --model $NAME --workspace ./ --temperature 0"

@@ -8,27 +8,23 @@ cannot parse exits 2.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from iclaw.errors import IclawError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from evals.errors import EvalError, SpecError
+from evals.command import run_app
+from evals.errors import SpecError
 from evals.synth.dataset import SynthOptions, synthesize
 from evals.synth.families import FAMILIES
 from evals.synth.stats import data_stats, print_stats
 
 __all__ = ["app", "main"]
 
-_CLICK_ERRORS = {c.__name__: c for c in typer.BadParameter.__mro__}
-ClickException: type[Exception] = _CLICK_ERRORS["ClickException"]
-UsageError: type[Exception] = _CLICK_ERRORS["UsageError"]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -104,20 +100,4 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `iclaw data`: run the typer app and return its exit code."""
-    command = typer.main.get_command(app)
-    try:
-        rv = command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="iclaw data",
-                          standalone_mode=False)
-    except UsageError as exc:
-        _error(exc.format_message())  # type: ignore[attr-defined]
-        return 2
-    except ClickException as exc:
-        _error(exc.format_message())  # type: ignore[attr-defined]
-        return exc.exit_code  # type: ignore[attr-defined]
-    except (typer.Abort, KeyboardInterrupt):
-        _error("interrupted")
-        return 130
-    except (EvalError, IclawError) as exc:
-        _error(str(exc))
-        return 1
-    return rv if isinstance(rv, int) else 0
+    return run_app(app, argv, "iclaw data", _error)

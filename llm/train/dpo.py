@@ -32,7 +32,7 @@ from llm.errors import DataError
 from llm.lora import adapters_disabled
 from llm.train.config import TrainConfig, dump_train_config
 from llm.train.distributed import setup_distributed
-from llm.train.finetune import RowOrder, finetune_steps, peak_rss_mb, split_rows, start_model, template_of
+from llm.train.finetune import RowOrder, finetune_steps, fit_and_summarise, split_rows, start_model, template_of
 from llm.train.flops import flops_per_token, load_matmul_peak
 from llm.train.loop import RunResult, TrainLoop
 from llm.train.pretrain import schedule_label
@@ -289,15 +289,6 @@ def dpo(cfg: TrainConfig, log=None) -> RunResult:
         )
         if reference is not None:
             reference.to(dist.device)
-        loop.resume_if_possible()
-        try:
-            result = loop.fit()
-        finally:
-            if run is not None:
-                run.close()
-        result.summary["peak_rss_mb"] = peak_rss_mb()
-        if run is not None:
-            run.write_summary(result.summary)
-        return result
+        return fit_and_summarise(loop, run)
     finally:
         dist.close()

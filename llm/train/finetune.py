@@ -28,9 +28,10 @@ from llm.errors import CheckpointError, ConfigError
 from llm.hub import resolve_model
 from llm.lora import apply_lora
 from llm.train.config import TrainConfig
+from llm.train.loop import RunResult
 
 __all__ = ["StartModel", "start_model", "split_rows", "RowOrder", "finetune_steps", "peak_rss_mb", "template_of",
-           "default_run_name", "merge_checkpoint"]
+           "default_run_name", "merge_checkpoint", "fit_and_summarise"]
 
 
 @dataclass
@@ -116,6 +117,20 @@ def finetune_steps(cfg: TrainConfig, n_rows: int, world: int) -> int:
     if t.max_steps is None:
         raise ConfigError("set train.epochs or train.max_steps")
     return t.max_steps
+
+
+def fit_and_summarise(loop, run) -> "RunResult":
+    """Resume if possible, train, close the run, and add the peak RSS to the summary (SFT and DPO)."""
+    loop.resume_if_possible()
+    try:
+        result = loop.fit()
+    finally:
+        if run is not None:
+            run.close()
+    result.summary["peak_rss_mb"] = peak_rss_mb()
+    if run is not None:
+        run.write_summary(result.summary)
+    return result
 
 
 def peak_rss_mb() -> float:

@@ -20,7 +20,7 @@ from llm.data.packing import PackedRows, SFTBatch, render_examples
 from llm.errors import DataError
 from llm.train.config import TrainConfig, dump_train_config
 from llm.train.distributed import DistContext, setup_distributed
-from llm.train.finetune import RowOrder, finetune_steps, peak_rss_mb, split_rows, start_model, template_of
+from llm.train.finetune import RowOrder, finetune_steps, fit_and_summarise, split_rows, start_model, template_of
 from llm.train.flops import flops_per_token, load_matmul_peak
 from llm.train.loop import RunResult, TrainLoop
 from llm.train.pretrain import schedule_label
@@ -171,15 +171,6 @@ def sft(cfg: TrainConfig, log=None) -> RunResult:
             meta_fields={"parent": start.source, "data": cfg.data.path, "format": cfg.data.format or "messages"},
             target_rate_name="supervised_tok_per_s",
         )
-        loop.resume_if_possible()
-        try:
-            result = loop.fit()
-        finally:
-            if run is not None:
-                run.close()
-        result.summary["peak_rss_mb"] = peak_rss_mb()
-        if run is not None:
-            run.write_summary(result.summary)
-        return result
+        return fit_and_summarise(loop, run)
     finally:
         dist.close()
