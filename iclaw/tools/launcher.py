@@ -8,12 +8,13 @@ The launcher is the parent of the command and stays alive while it runs:
 2. it forks the command, which sets the resource limits, confines itself (Landlock
    layer for files, network and signals; the seccomp filter) and execs ARGV;
 3. it answers the filter's metadata questions (`iclaw.tools.supervisor`) in a thread;
-4. when the command exits, or the launcher gets SIGTERM (the tool's timeout), it kills
-   every remaining descendant — with `kill(-1)` inside its scope, or by walking /proc
-   where the kernel cannot scope signals — reaps them, and exits with the command's code.
+4. when the command exits, or the launcher gets SIGTERM (the tool's timeout, or the
+   parent-death signal when the agent dies), it kills every remaining descendant — with
+   `kill(-1)` inside its scope, or by walking /proc where the kernel cannot scope
+   signals — reaps them, and exits with the command's code.
 
-SPEC_JSON holds `confine` (bool), `read`, `write`, `devices`, `network` (bool) and
-`limits` (processes, memory_mb, file_size_mb, cpu_s). Imports only the standard library
+SPEC_JSON holds `parent` (the agent's pid), `confine` (bool), `read`, `write`, `devices`,
+`network` (bool) and `limits` (processes, memory_mb, file_size_mb, cpu_s). Imports only the standard library
 and its sibling modules: it runs before any site packages, in a fresh interpreter.
 """
 
@@ -38,6 +39,7 @@ import seccomp  # noqa: E402
 import supervisor  # noqa: E402
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
 _EXEC_FAILED = 126
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -46,7 +48,11 @@ def main(argv: list[str]) -> None:
     if len(argv) < 3 or argv[1] != "--":
         sys.exit("usage: launcher.py SPEC_JSON -- COMMAND [ARG...]")
     spec, command = json.loads(argv[0]), argv[2:]
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # the agent died: clean up as on a timeout
+    if os.getppid() != spec["parent"]:
+        sys.exit(_EXEC_FAILED)  # the agent died before we asked; nothing started yet
     scoped = spec["confine"] and landlock.scope_only() and _really_scoped()
     limits = _limits(spec["limits"])
     ours, theirs = socket.socketpair()

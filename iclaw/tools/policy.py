@@ -25,7 +25,7 @@ _ETC = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ld.so.preload", "localtime", "timezone", "locale.alias",
     "locale.gen", "passwd", "group", "nsswitch.conf", "hosts", "host.conf", "resolv.conf", "gai.conf", "protocols",
     "services", "mime.types", "ssl", "ca-certificates", "ca-certificates.conf", "pki", "alternatives", "gitconfig",
-    "inputrc", "terminfo", "magic", "magic.mime", "environment", "os-release", "debian_version", "python3",
+    "inputrc", "terminfo", "magic", "magic.mime", "os-release", "debian_version", "python3",
     f"python{sys.version_info.major}.{sys.version_info.minor}",
 )
 DEVICES = {"/dev/null": "rw", "/dev/zero": "r", "/dev/full": "rw", "/dev/random": "r", "/dev/urandom": "r"}
@@ -54,5 +54,8 @@ def system_read_paths() -> list[str]:
     pythons = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     pythons |= {os.path.realpath(p) for p in pythons}
     pythons.add(os.path.dirname(os.path.realpath(sys.executable)))
-    paths = [*_SYSTEM_DIRS, *(f"/etc/{name}" for name in _ETC), *sorted(pythons)]
-    return [p for p in paths if os.path.exists(p)]
+    etc = [f"/etc/{name}" for name in _ETC]
+    # Follow links out of /etc (resolv.conf often points into /run) so the file itself is readable.
+    etc += [os.path.realpath(p) for p in etc if os.path.islink(p)]
+    paths = [*_SYSTEM_DIRS, *etc, *sorted(pythons)]
+    return [p for p in dict.fromkeys(paths) if os.path.exists(p)]

@@ -6,8 +6,8 @@ workspace, a private TMPDIR). Where the kernel offers Landlock the command can r
 the workspace, TMPDIR and the system paths of `iclaw.tools.policy`, write only the first
 two, reach no network unless the policy allows it, and signal only its own processes;
 the launcher kills every descendant when the command ends. On timeout or cancellation
-the launcher is asked to do the same (SIGTERM), and killed with its group if it does not
-answer within a second. Output (stdout and stderr interleaved) keeps its head and tail.
+the launcher is asked to do the same (SIGTERM) — milliseconds — and killed with its group
+only if it has not finished after `_CLEANUP_GRACE_S`. Output (stdout and stderr interleaved) keeps its head and tail.
 
 Without Landlock (old kernel, another OS) `run` refuses unless the policy says
 `unsafe_shell`. Knows nothing about shells or Python: `run_shell` and `run_python`
@@ -37,7 +37,10 @@ from iclaw.tools.policy import DEVICES, SandboxPolicy, system_read_paths
 __all__ = ["ProcessOutcome", "ProcessRunner", "truncate_middle"]
 
 _LAUNCHER = str(Path(__file__).resolve().with_name("launcher.py"))
-_KILL_GRACE_S = 1.0  # how long the launcher gets to clean up after SIGTERM
+# How long the launcher gets to kill and reap the command's processes after SIGTERM. It takes
+# milliseconds; only a starved machine needs more. Killing the launcher earlier could let a
+# `setsid` process escape (it is in no group of ours), so this is generous on purpose.
+_CLEANUP_GRACE_S = 10.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ class ProcessRunner:
         if platform.system() != "Linux":
             return argv
         spec = {
+            "parent": os.getpid(),
             "confine": self.landlock,
             "read": system_read_paths(),
             "write": [str(self.workspace), str(self.tmpdir)],
@@ -170,7 +174,7 @@ async def _stop(process: anyio.abc.Process) -> None:
     """Ask the launcher to kill its descendants and exit; kill its whole group if it does not."""
     if process.returncode is None:
         _signal(process.pid, signal.SIGTERM, group=False)
-        with anyio.move_on_after(_KILL_GRACE_S):
+        with anyio.move_on_after(_CLEANUP_GRACE_S):
             await process.wait()
     _signal(process.pid, signal.SIGKILL, group=True)
     await process.aclose()

@@ -35,10 +35,12 @@ from iclaw.tools.policy import ResourceLimits, SandboxPolicy
 SECRET = "TOP-SECRET-7f3a9c"
 API_KEY = "sk-corpus-5d1e2b"
 TIMEOUT_S = 3.0
-OVERRUN_S = 2.0  # generous bound on top of the timeout: the target is 1 s, the test must not flake
+# A hang (a FIFO read, a backtracking regex) never ends; a starved machine is merely slow. The
+# target is 1 s over the timeout (the table shows each call's time); the test allows far more.
+OVERRUN_S = 15.0
 FILE_LIMIT_MB = 8
 MAX_OUTPUT = 12_000
-MARK = "7771"  # `sleep 7771.x`: processes an attack leaves behind are found by it
+MARK = "7771"  # `sleep 7771.x`: processes an attack leaves behind are found by it (in any command line)
 
 
 @dataclass
@@ -196,9 +198,10 @@ def _survivors() -> list[str]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if cmdline.startswith(b"sleep\0" + MARK.encode()):
+        if MARK.encode() in cmdline:  # `sleep 7771.x`, or `setsid ... 7771.x` not yet exec'd
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            found.append(f"{pid} ppid {stat[1]} state {stat[0]}")
+            command = cmdline.replace(b"\0", b" ").decode().strip()
+            found.append(f"{pid} ({command}) ppid {stat[1]} state {stat[0]}")
     return found
 
 

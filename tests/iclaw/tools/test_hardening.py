@@ -64,8 +64,8 @@ async def test_resource_limits_bind_every_process(workspace):
     registry = _registry(workspace, limits=ResourceLimits(memory_mb=256, cpu_s=1))
     big = await registry.call("run_python", {"code": "x = bytearray(1024 * 2**20)"})
     assert "MemoryError" in big.content
-    spin = await registry.call("run_shell", {"command": "python -c 'while True: pass'; echo status=$?"})
-    assert "status=137" in spin.content or "status=152" in spin.content  # SIGKILL or SIGXCPU at the CPU limit
+    shown = await registry.call("run_shell", {"command": "echo cpu=$(ulimit -t) as=$(ulimit -v) core=$(ulimit -c)"})
+    assert f"cpu=1 as={256 * 1024} core=0" in shown.content
 
 
 def test_large_files_are_paged_not_read_whole(tmp_path):
