@@ -74,8 +74,11 @@ async def _measure(url: str, model: str, cfg: HostileConfig, pid: int | None) ->
         async def hostile(name: str, path: str, body: dict) -> None:
             data = json.dumps(body).encode()
             t0 = time.perf_counter()
-            r = await client.post(f"{url}{path}", content=data, headers=headers)
-            results[name] = {"status": r.status_code, "seconds": round(time.perf_counter() - t0, 3)}
+            try:
+                status: int | str = (await client.post(f"{url}{path}", content=data, headers=headers)).status_code
+            except httpx.HTTPError as exc:  # e.g. the server closed while the body was still going out
+                status = type(exc).__name__
+            results[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 3)}
 
         async def stream(i: int) -> float:
             body = _chat(model, f"Count from 1 to {i + 5}.", max_tokens=cfg.max_tokens, stream=True, temperature=0)
@@ -126,7 +129,7 @@ def _print(report: dict) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for name, r in report["hostile"].items():
-        table.add_row(name, f"HTTP {r['status']} in {r['seconds']:.2f}s")
+        table.add_row(name, f"{r['status']} in {r['seconds']:.2f}s")
     for key in ("stream_p50_s", "health_polls", "health_p50_ms", "health_p99_ms", "health_max_ms",
                 "rss_before_mb", "rss_after_mb", "rss_change_pct"):
         table.add_row(key, "-" if report[key] is None else str(report[key]))

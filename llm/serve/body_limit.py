@@ -1,9 +1,11 @@
 """`BodyLimit`: refuse request bodies over `--max-body-mb` with a 413 before the app sees them.
 
 A pure ASGI middleware (streams pass untouched). A declared `Content-Length` over the
-limit is refused at once, without reading the body; a chunked body is read only up to
-the limit, then refused. A body within the limit is buffered here and handed on, so the
-app reads it as usual. Knows HTTP and the error shape, nothing about the routes.
+limit is refused without buffering anything; a chunked body is kept only up to the limit.
+Before the 413 goes out the rest of the body is read and dropped (up to `_DRAIN_FACTOR`
+times the limit): a client still sending when the server closes would get a connection
+reset instead of the answer. A body within the limit is buffered here and handed on, so
+the app reads it as usual. Knows HTTP and the error shape, nothing about the routes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llm.serve.api_errors import APIError, error_response
 
 __all__ = ["BodyLimit"]
+
+_DRAIN_FACTOR = 16  # read and drop at most this many times the limit before answering 413
 
 
 class BodyLimit:
@@ -24,8 +28,7 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(scope, receive, send)
+        over = declared.isdigit() and int(declared) > self.max_bytes
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -34,11 +37,16 @@ class BodyLimit:
                 return
             body = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
-                return await self._refuse(scope, receive, send)
-            chunks.append(body)
+            over = over or size > self.max_bytes
+            if not over:
+                chunks.append(body)
+            elif size > _DRAIN_FACTOR * self.max_bytes:
+                break  # stop reading a flood; the client may see the connection close
             if not message.get("more_body", False):
                 break
+        if over:
+            chunks.clear()
+            return await self._refuse(scope, receive, send)
         replayed = False
 
         async def replay() -> Message:
