@@ -51,9 +51,11 @@ class RecipeConfig(BaseModel):
     budget_min: float | None = Field(None, gt=0)  # fine-tuning budget (SFT + DPO), minutes
     sft_lr: float = 1e-4
     sft_epochs: float = 1.0
-    dpo_lr: float = 5e-6
+    dpo_lr: float = 5e-5
     dpo_beta: float = 0.1
-    lora_rank: int = Field(0, ge=0)
+    dpo_steps: int = Field(10, ge=1)
+    dpo_lora_rank: int = Field(16, ge=0)  # DPO trains LoRA adapters on the SFT model (0 = full)
+    lora_rank: int = Field(0, ge=0)  # SFT: 0 = full fine-tune
     seq_len: int = 2048
     agents: list[str] = ["v1", "v2"]
     tasks: list[str] = []  # task-id globs; empty = the whole suite
@@ -199,12 +201,13 @@ class Recipe:
             cmd += ["--pairs", str(self.path("data", "pairs.jsonl")), "--n-pairs", str(pairs)]
         self._run("synth", cmd)
 
-    def _train_common(self, name: str) -> list[str]:
+    def _train_common(self, name: str, lora_rank: int | None = None) -> list[str]:
         seq = 512 if self.cfg.fast else self.cfg.seq_len
         common = ["--name", name, "--bf16", f"run.dir={self.path('train')}", "run.progress=false",
                   f"train.seq_len={seq}", "--out", str(self.path("ckpt", name))]
-        if self.cfg.lora_rank:
-            common += ["--lora-rank", str(self.cfg.lora_rank)]
+        rank = self.cfg.lora_rank if lora_rank is None else lora_rank
+        if rank:
+            common += ["--lora-rank", str(rank)]
         return common
 
     def _epochs_within_budget(self, share: float, tokens: int, epochs: float) -> float:
@@ -239,14 +242,20 @@ class Recipe:
         if not data.exists():
             raise EvalError(f"{data} is missing: run the synth stage with n_pairs > 0")
         cmd = [*_cli("llm"), "train", "dpo", "--model", self.models["sft"], "--data", str(data),
-               *self._train_common("dpo"), "--beta", str(self.cfg.dpo_beta), "--precompute-ref"]
+               *self._train_common("dpo", lora_rank=self.cfg.dpo_lora_rank), "--beta", str(self.cfg.dpo_beta)]
         if self.cfg.fast:
             cmd += ["--max-steps", "4", "train.lr=1e-3", "train.grad_accum=1", "eval.every=0", "checkpoint.every=0"]
         else:
-            # each pair is two sequences; DPO needs far fewer steps than SFT to move the margins
-            epochs = self._epochs_within_budget(0.25, 2 * self._data_tokens(data), 1.0)
-            cmd += ["--epochs", str(epochs), f"train.lr={self.cfg.dpo_lr}", "train.batch_size=2", "train.grad_accum=4",
-                    "eval.every=10", "checkpoint.every=10", "data.val_fraction=0.05"]
+            # A pair is two full sequences plus a reference pass, so DPO steps cost ~3x an SFT
+            # step: a few steps of 8 pairs move the margins; the reference is the SFT model
+            # itself (LoRA adapters off), so no second copy and no up-front pass.
+            steps = self.cfg.dpo_steps
+            if self.cfg.budget_min is not None:
+                per_step_s = 3 * 8 * self._data_tokens(data) / max(self.cfg.n_pairs, 1) / PLAN_TOK_PER_S
+                steps = max(1, min(steps, int(self.cfg.budget_min * 60 * 0.25 / max(per_step_s, 1e-9))))
+            cmd += ["--max-steps", str(steps), f"train.lr={self.cfg.dpo_lr}", "train.batch_size=2",
+                    "train.grad_accum=4", "train.warmup_steps=2", "eval.every=0", "checkpoint.every=5",
+                    "data.val_fraction=0.05"]
         self._run("dpo", cmd)
 
     def _stage_int8(self) -> None:
