@@ -19,6 +19,7 @@ import time
 from typing import Callable
 
 from llm.errors import InferenceError
+from llm.infer.block_pool import HashFn, block_hash
 from llm.infer.drafters import Drafter
 from llm.infer.paged_kv import PagedKVCache
 from llm.infer.stop_strings import TextStream
@@ -54,10 +55,14 @@ class BatchEngine:
         drafter: Drafter | None = None,
         num_speculative: int = 4,
         metrics: ServeMetrics | None = None,
+        prefix_caching: bool = True,
+        block_hash: HashFn = block_hash,
     ) -> None:
         self.tokenizer = tokenizer
         self.end_ids = frozenset(end_ids)  # the model's end-of-reply ids
-        self.cache = PagedKVCache.for_model(model, num_blocks=kv_blocks, block_size=block_size)
+        self.cache = PagedKVCache.for_model(
+            model, num_blocks=kv_blocks, block_size=block_size, prefix_caching=prefix_caching, hash_fn=block_hash
+        )
         # A sequence must always fit in the pool on its own, or preemption could never make room for it.
         limit = min(max_model_len or model.config.max_seq_len, model.config.max_seq_len)
         self.max_model_len = min(limit, kv_blocks * block_size)
@@ -76,6 +81,8 @@ class BatchEngine:
         self._stopping = False
         self.error: BaseException | None = None
         self.steps = 0
+        self._evictions = 0  # pool evictions already counted in the metrics
+        self._prompt_tokens = self._hit_tokens = 0  # admitted prompt tokens, and those found cached
 
     # ------------------------------------------------------------ any thread
 
@@ -178,6 +185,9 @@ class BatchEngine:
         for seq in plan.admitted:
             self.metrics.queue_time.observe(seq.first_scheduled - seq.arrival)
             self.metrics.prompt_tokens.inc(len(seq.prompt))
+            self.metrics.prefix_cache_hits.inc(seq.cached_tokens)
+            self._prompt_tokens += len(seq.prompt)
+            self._hit_tokens += seq.cached_tokens
         self.metrics.preemptions.inc(len(plan.preempted))
         try:
             picks = self.runner.prefill(plan.prefill) if plan.prefill else {}
@@ -191,6 +201,9 @@ class BatchEngine:
             return
         for seq, seq_picks in picks.items():
             self._advance(seq, seq_picks, live)
+        for seq in [s for s, _ in plan.prefill] + plan.decode:
+            if not seq.finished:
+                self.scheduler.cache_computed(seq)
         self._update_gauges()
 
     def _update_gauges(self) -> None:
@@ -198,6 +211,10 @@ class BatchEngine:
         self.metrics.running.set(len(self.scheduler.running))
         self.metrics.waiting.set(len(self.scheduler.waiting))
         self.metrics.kv_blocks_used.set(self.cache.num_used_blocks)
+        self.metrics.kv_blocks_cached.set(self.cache.num_cached_blocks)
+        self.metrics.kv_blocks_evicted.inc(self.cache.pool.evictions - self._evictions)
+        self._evictions = self.cache.pool.evictions
+        self.metrics.prefix_cache_hit_rate.set(self._hit_tokens / max(1, self._prompt_tokens))
 
     def _advance(self, seq: Sequence, picks: list[Pick], live: dict[int, Sequence]) -> None:
         """Append the picked tokens, applying stop tokens, stop strings, a completed grammar and length limits."""
@@ -271,6 +288,7 @@ class BatchEngine:
                 finished=reason is not None,
                 finish_reason=reason,
                 completion_tokens=len(seq.output),
+                cached_tokens=seq.cached_tokens,
                 error=error,
             )
         )

@@ -77,7 +77,7 @@ async def _collect(
     texts = [""] * req.n
     logprobs: list[list] = [[] for _ in range(req.n)]
     reasons: list[str | None] = [None] * req.n
-    completion_tokens = 0
+    completion_tokens = cached_tokens = 0
     async for i, out in stream.outputs(request):
         _raise_on_error(out)
         texts[i] += out.text
@@ -85,6 +85,7 @@ async def _collect(
         if out.finished:
             reasons[i] = out.finish_reason
             completion_tokens += out.completion_tokens
+            cached_tokens += out.cached_tokens if i == 0 else 0  # the prompt is counted once, as choice 0 read it
     choices = []
     for i in range(req.n):
         content: str | None = texts[i]
@@ -105,7 +106,7 @@ async def _collect(
                 finish_reason="tool_calls" if calls and reason == "stop" else reason,
             )
         )
-    usage = Usage.of(len(prompt.ids), completion_tokens)
+    usage = Usage.of(len(prompt.ids), completion_tokens, cached_tokens)
     return ChatCompletion(id=rid, created=created, model=model.name, choices=choices, usage=usage)
 
 
@@ -128,7 +129,7 @@ async def _stream(
         return sse_data(_chunk_json(c))
 
     parsers = [ToolCallStream() if prompt.parse_tools else None for _ in range(req.n)]
-    completion_tokens = 0
+    completion_tokens = cached_tokens = 0
     try:
         for i in range(req.n):
             yield chunk(i, Delta(role="assistant", content=""))
@@ -144,11 +145,12 @@ async def _stream(
                 yield chunk(i, delta, logprobs=lp if k == 0 else None)
             if out.finished:
                 completion_tokens += out.completion_tokens
+                cached_tokens += out.cached_tokens if i == 0 else 0
                 called = parsers[i] is not None and parsers[i].calls
                 finish = "tool_calls" if called and out.finish_reason == "stop" else out.finish_reason
                 yield chunk(i, Delta(), finish=finish)
         if include_usage:
-            usage = Usage.of(len(prompt.ids), completion_tokens)
+            usage = Usage.of(len(prompt.ids), completion_tokens, cached_tokens)
             done = ChatCompletionChunk(id=rid, created=created, model=model.name, choices=[], usage=usage)
             yield sse_data(done.model_dump())
         yield SSE_DONE

@@ -38,6 +38,9 @@ def serve_cmd(
     max_prefill_tokens: int = typer.Option(
         64, help="Prompt tokens computed per engine step (chunked prefill; smaller = earlier first tokens)."
     ),
+    prefix_cache: bool = typer.Option(
+        True, help="Reuse the KV blocks of prompt prefixes seen before (agents resend their whole conversation)."
+    ),
     dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
     max_body_mb: float = typer.Option(8.0, help="Largest request body in MiB; bigger ones get HTTP 413."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
@@ -59,11 +62,24 @@ def serve_cmd(
 def bench_serve_cmd(
     url: Optional[str] = typer.Option(None, help="Base URL of a running server, e.g. http://127.0.0.1:8000."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Start a server for this model instead of --url."),
-    concurrency: str = typer.Option("1,4,8,16", help="Comma-separated concurrency levels."),
+    concurrency: Optional[str] = typer.Option(
+        None, help="Comma-separated concurrency levels (default 1,4,8,16; with --agent-trace 1,4)."
+    ),
     requests: int = typer.Option(32, help="Requests per concurrency level."),
-    max_tokens: int = typer.Option(64, help="Tokens generated per request."),
-    temperature: float = typer.Option(0.7, min=0.0, help="Sampling temperature of the requests (0 = greedy)."),
+    max_tokens: Optional[int] = typer.Option(None, help="Tokens generated per request (default 64; agent steps 32)."),
+    temperature: Optional[float] = typer.Option(
+        None, min=0.0, help="Sampling temperature (0 = greedy; default 0.7, agent steps 0)."
+    ),
     prompt: list[str] = typer.Option([], "--prompt", help="User message to send (repeatable; default: built-in prompts)."),
+    agent_trace: bool = typer.Option(
+        False, help="Replay multi-step agent conversations instead, with and without the prefix cache (--model)."
+    ),
+    trace_file: Optional[str] = typer.Option(
+        None, help="With --agent-trace: eval trajectory JSONL file or directory to replay (default: synthetic)."
+    ),
+    conversations: int = typer.Option(4, help="With --agent-trace: conversations per concurrency level."),
+    steps: int = typer.Option(8, help="With --agent-trace: steps per conversation."),
+    system_tokens: int = typer.Option(1400, help="With --agent-trace: approximate tokens of the system prompt."),
     api_key: Optional[str] = typer.Option(None, envvar="LLM_API_KEY", help="API key of the server."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     server_arg: list[str] = typer.Option(
@@ -72,18 +88,39 @@ def bench_serve_cmd(
 ) -> None:
     """Load-test a server with streamed chat completions: tok/s, TTFT and inter-token latency per concurrency.
 
+    With --agent-trace: TTFT per step, prefix hit rate and wall time of multi-step agent conversations.
+
     Example: llm bench serve --model smollm2-135m-instruct --concurrency 1,4,8,16 --requests 32
+
+    Example: llm bench serve --model smollm2-135m-instruct --agent-trace --json
     """
+    if agent_trace:
+        from llm.serve.bench_agent import AgentTraceConfig, run_agent_trace
+
+        trace_cfg = AgentTraceConfig(
+            url=url,
+            model=model,
+            trace_file=trace_file,
+            conversations=conversations,
+            steps=steps,
+            system_tokens=system_tokens,
+            concurrency=_levels(concurrency or "1,4"),
+            max_tokens=32 if max_tokens is None else max_tokens,
+            temperature=0.0 if temperature is None else temperature,
+            api_key=api_key,
+            server_args=server_arg,
+        )
+        run_agent_trace(trace_cfg, json_out=json_out)
+        return
     from llm.serve.bench import BenchConfig, run_bench
 
-    levels = _levels(concurrency)
     cfg = BenchConfig(
         url=url,
         model=model,
-        concurrency=levels,
+        concurrency=_levels(concurrency or "1,4,8,16"),
         requests=requests,
-        max_tokens=max_tokens,
-        temperature=temperature,
+        max_tokens=64 if max_tokens is None else max_tokens,
+        temperature=0.7 if temperature is None else temperature,
         api_key=api_key,
         **({"prompts": prompt} if prompt else {}),
         server_args=server_arg,

@@ -44,7 +44,7 @@ async def create_completion(
     texts = list(echoes)
     entries: list[list] = [[] for _ in echoes]
     reasons: list[str] = ["abort"] * len(echoes)
-    completion_tokens = 0
+    completion_tokens = cached_tokens = 0
     async for i, out in stream.outputs(request):
         if out.error:
             raise APIError(500, f"generation failed: {out.error}", code="internal_error")
@@ -53,6 +53,7 @@ async def create_completion(
         if out.finished:
             reasons[i] = out.finish_reason
             completion_tokens += out.completion_tokens
+            cached_tokens += out.cached_tokens if i % req.n == 0 else 0  # each prompt counted once
     choices = [
         CompletionChoice(
             index=i,
@@ -62,7 +63,7 @@ async def create_completion(
         )
         for i in range(len(texts))
     ]
-    usage = Usage.of(prompt_tokens, completion_tokens)
+    usage = Usage.of(prompt_tokens, completion_tokens, cached_tokens)
     return Completion(id=rid, created=created, model=model.name, choices=choices, usage=usage)
 
 
@@ -85,7 +86,7 @@ async def _stream(
         return sse_data(Completion(id=rid, created=created, model=model.name, choices=[choice]).model_dump())
 
     offsets = [len(e) for e in echoes]
-    completion_tokens = 0
+    completion_tokens = cached_tokens = 0
     try:
         for i, echo in enumerate(echoes):
             if echo:
@@ -102,9 +103,10 @@ async def _stream(
                 yield chunk(CompletionChoice(index=i, text=out.text, logprobs=lp))
             if out.finished:
                 completion_tokens += out.completion_tokens
+                cached_tokens += out.cached_tokens if i % req.n == 0 else 0
                 yield chunk(CompletionChoice(index=i, text="", finish_reason=out.finish_reason))
         if include_usage:
-            usage = Usage.of(prompt_tokens, completion_tokens)
+            usage = Usage.of(prompt_tokens, completion_tokens, cached_tokens)
             yield sse_data(Completion(id=rid, created=created, model=model.name, choices=[], usage=usage).model_dump())
         yield SSE_DONE
     finally:

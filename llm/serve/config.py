@@ -32,6 +32,9 @@ class ServeConfig(BaseModel):
     block_size: int = Field(16, ge=1, le=1024)
     max_model_len: int | None = Field(None, ge=2, description="Context limit (default: the model's).")
     max_prefill_tokens: int = Field(64, ge=16, description="Prompt tokens computed per engine step.")
+    prefix_cache: bool = Field(
+        True, description="Reuse the KV blocks of earlier requests' common prefixes (automatic prefix caching)."
+    )
     max_body_mb: float = Field(8.0, gt=0, description="Largest request body in MiB; bigger ones get 413.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
     guided_tools: bool = Field(

@@ -23,7 +23,19 @@ class ServeMetrics:
         self.waiting = Gauge("llm_requests_waiting", "Sequences waiting to be admitted.", registry=r)
         self.kv_blocks_used = Gauge("llm_kv_blocks_used", "KV cache blocks held by sequences.", registry=r)
         self.kv_blocks_total = Gauge("llm_kv_blocks_total", "KV cache blocks in the pool.", registry=r)
+        self.kv_blocks_cached = Gauge(
+            "llm_kv_blocks_cached", "KV blocks holding a reusable prefix (in use or idle).", registry=r
+        )
+        self.kv_blocks_evicted = Counter(
+            "llm_kv_blocks_evicted", "Cached KV blocks evicted to make room (least recently used first).", registry=r
+        )
         self.prompt_tokens = Counter("llm_prompt_tokens", "Prompt tokens admitted.", registry=r)
+        self.prefix_cache_hits = Counter(
+            "llm_prefix_cache_hit_tokens", "Admitted prompt tokens found in the prefix cache.", registry=r
+        )
+        self.prefix_cache_hit_rate = Gauge(
+            "llm_prefix_cache_hit_rate", "Prefix cache hit tokens / prompt tokens since start.", registry=r
+        )
         self.generation_tokens = Counter("llm_generation_tokens", "Tokens generated.", registry=r)
         self.finished = Counter(
             "llm_sequences_finished", "Sequences finished, by reason.", ["reason"], registry=r

@@ -31,6 +31,7 @@ __all__ = [
     "TokenizeRequest",
     "DetokenizeRequest",
     "Usage",
+    "PromptTokensDetails",
     "TopLogprob",
     "TokenLogprob",
     "ChoiceLogprobs",
@@ -197,15 +198,23 @@ class DetokenizeRequest(_Request):
 # ---------------------------------------------------------------- responses
 
 
+class PromptTokensDetails(_Response):
+    cached_tokens: int = Field(0, description="Prompt tokens whose keys/values came from the prefix cache.")
+
+
 class Usage(_Response):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = Field(default_factory=PromptTokensDetails)
 
     @classmethod
-    def of(cls, prompt_tokens: int, completion_tokens: int) -> Usage:
+    def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Usage:
         return cls(
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens),
         )
 
 

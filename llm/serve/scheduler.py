@@ -9,9 +9,14 @@ Generative Models", iteration-level scheduling):
    "recompute" preemption),
 2. sequences still prefilling, then waiting ones in arrival order, get prompt chunks
    within a per-step token budget (chunked prefill keeps running streams moving while a
-   long prompt is read) as long as the batch has room and the pool has blocks,
+   long prompt is read) as long as the batch has room and the pool has blocks; a
+   sequence admitted from the queue first takes the cached blocks of the longest prefix
+   of its tokens (prefix caching, `llm.infer.block_pool`) and computes only the rest,
 3. the plan is handed to the model runner: one batched prefill pass, one batched decode
-   pass. A sequence that finishes is freed at once, so its slot is reusable next step.
+   pass. After it, full blocks whose keys/values are now computed are registered in the
+   cache (`cache_computed`), so a request that shares the prefix can reuse them even while
+   this one runs. A sequence that finishes is freed at once, so its slot is reusable next
+   step; its registered blocks stay cached until their space is needed.
 
 Knows sequences and KV blocks; nothing about the model's maths or HTTP.
 """
@@ -62,9 +67,17 @@ class Scheduler:
             self.running.remove(seq)
         elif seq.status is Status.WAITING:
             self.waiting.remove(seq)
-        self.cache.free(seq.seq_id)
+        self._release(seq)
         seq.status = Status.FINISHED
         seq.finish_reason = reason
+
+    def cache_computed(self, seq: Sequence) -> None:
+        """Register the sequence's full blocks whose keys/values are computed (no-op without prefix caching)."""
+        self.cache.cache_computed(seq.seq_id, seq.tokens, seq.num_computed)
+
+    def _release(self, seq: Sequence) -> None:
+        self.cache_computed(seq)
+        self.cache.free(seq.seq_id)
 
     def schedule(self) -> StepPlan:
         plan = StepPlan()
@@ -89,7 +102,7 @@ class Scheduler:
 
     def _preempt(self, seq: Sequence, plan: StepPlan) -> None:
         self.running.remove(seq)
-        self.cache.free(seq.seq_id)
+        self._release(seq)  # its computed blocks stay cached: readmitted, it may find them again
         seq.num_computed = 0
         seq.status = Status.WAITING
         self.waiting.appendleft(seq)
@@ -108,15 +121,20 @@ class Scheduler:
             seq = self.waiting[0]
             if seq in plan.preempted:
                 return  # preempted this step for lack of blocks: readmitting it now would thrash
+            hit = self.cache.lookup_prefix(seq.tokens)
+            cached = len(hit.blocks) * self.cache.block_size
+            n = min(seq.length - cached, budget)
+            # Cached blocks nobody holds count as free until this sequence takes them.
+            need = self.cache.blocks_for(cached + n) - len(hit.blocks) + hit.idle
             # Keep one free block per running sequence so admitting does not force a preemption next step.
-            reserve = len(self.running)
-            n = min(seq.uncomputed, budget)
-            if self.cache.blocks_needed(seq.seq_id, seq.num_computed + n) + reserve > self.cache.num_free_blocks:
+            if need + len(self.running) > self.cache.num_free_blocks:
                 return
             self.waiting.popleft()
+            seq.num_computed = self.cache.adopt(seq.seq_id, hit)
             seq.status = Status.RUNNING
             if seq.first_scheduled is None:
                 seq.first_scheduled = time.perf_counter()
+                seq.cached_tokens = seq.num_computed
                 plan.admitted.append(seq)
             self.running.append(seq)
             budget -= self._chunk(seq, budget, plan)

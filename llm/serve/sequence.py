@@ -71,6 +71,7 @@ class SequenceOutput:
     finished: bool
     finish_reason: str | None = None  # "stop" | "length" | "abort" | "error"
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
     error: str | None = None
 
 
@@ -86,6 +87,7 @@ class Sequence:
     output: list[int] = field(default_factory=list)
     status: Status = Status.WAITING
     num_computed: int = 0  # leading tokens whose keys/values are in the KV cache
+    cached_tokens: int = 0  # of those, found in the prefix cache when first admitted
     finish_reason: str | None = None
     generator: torch.Generator | None = None
     guide: Guide | None = None  # this sequence's position in options.guide's grammar

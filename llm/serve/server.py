@@ -54,6 +54,7 @@ def build_app(config: ServeConfig, checkpoint: Checkpoint | None = None) -> tupl
         max_prefill_tokens=config.max_prefill_tokens,
         drafter=drafter,
         num_speculative=config.num_speculative_tokens,
+        prefix_caching=config.prefix_cache,
     )
     served = ServedModel(
         name=config.name,
@@ -75,7 +76,8 @@ def serve(config: ServeConfig, log_line=lambda m: print(m, file=sys.stderr, flus
     cache = engine.cache
     log_line(
         f"serving {config.name!r}: context {engine.max_model_len} tokens, KV cache {cache.num_blocks} blocks x "
-        f"{cache.block_size} tokens, batch up to {engine.max_batch}; http://{config.host}:{config.port}/v1"
+        f"{cache.block_size} tokens{', prefix caching' if cache.prefix_caching else ''}, batch up to "
+        f"{engine.max_batch}; http://{config.host}:{config.port}/v1"
     )
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
 

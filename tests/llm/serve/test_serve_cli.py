@@ -77,3 +77,24 @@ def test_bench_serve_starts_a_server_and_reports_json(nano_ckpt):
         assert lvl["errors"] == 0 and lvl["requests"] == 3
         assert 0 < lvl["generated_tokens"] <= 3 * 4 and lvl["ttft_p50_s"] is not None
         assert lvl["server_rss_mb"] > 0  # the command started the server, so it can read its memory
+
+
+def test_bench_serve_agent_trace_runs_with_and_without_the_prefix_cache(nano_ckpt):
+    r = subprocess.run(
+        [sys.executable, "-m", "llm", "bench", "serve", "--model", str(nano_ckpt), "--agent-trace", "--conversations", "2",
+         "--steps", "2", "--system-tokens", "60", "--max-tokens", "2", "--concurrency", "1,2", "--json",
+         "--server-arg=--threads=1", "--server-arg=--block-size=8"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    runs = {(run["prefix_cache"], run["concurrency"]): run for run in report["runs"]}
+    assert set(runs) == {(True, 1), (True, 2), (False, 1), (False, 2)}
+    for (cache_on, _), run in runs.items():
+        assert run["errors"] == 0 and run["conversations"] == 2 and len(run["ttft_by_step_s"]) == 2
+        assert run["prompt_tokens_by_step"][1] > run["prompt_tokens_by_step"][0] > 0
+        # Step 2 re-sends step 1's prompt: with the cache most of it is found, and nothing without.
+        assert (run["hit_rate"] > 0.05) if cache_on else run["hit_rate"] == 0
+    assert [c["concurrency"] for c in report["comparison"]] == [1, 2]
