@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -61,18 +62,17 @@ def _chat(model: str, text: str, **extra) -> dict:
 async def _measure(url: str, model: str, cfg: HostileConfig, pid: int | None) -> dict:
     headers = {**auth_headers(cfg.api_key), "Content-Type": "application/json"}
     words = int(cfg.text_mb * 1e6 / 5)
-    bodies = {
-        f"chat {cfg.body_mb:g} MB": ("/v1/chat/completions", _chat(model, "x " * int(cfg.body_mb * 1e6 / 2))),
-        f"tokenize {cfg.text_mb:g} MB": ("/tokenize", {"prompt": "word " * words}),
-        f"chat {cfg.text_mb:g} MB": ("/v1/chat/completions", _chat(model, "word " * words, max_tokens=4)),
+    bodies = {  # encoded up front: building 30 MB of JSON must not count as the server's time
+        f"chat {cfg.body_mb:g} MB": ("/v1/chat/completions", _encode(_chat(model, "x " * int(cfg.body_mb * 1e6 / 2)))),
+        f"tokenize {cfg.text_mb:g} MB": ("/tokenize", _encode({"prompt": "word " * words})),
+        f"chat {cfg.text_mb:g} MB": ("/v1/chat/completions", _encode(_chat(model, "word " * words, max_tokens=4))),
     }
     results: dict[str, dict] = {}
     async with httpx.AsyncClient(timeout=600, headers=auth_headers(cfg.api_key)) as client:
         await client.post(f"{url}/v1/chat/completions", json=_chat(model, "Say hi", max_tokens=4))
         rss_before = rss_mb(pid)
 
-        async def hostile(name: str, path: str, body: dict) -> None:
-            data = json.dumps(body).encode()
+        async def hostile(name: str, path: str, data: bytes) -> None:
             t0 = time.perf_counter()
             try:
                 status: int | str = (await client.post(f"{url}{path}", content=data, headers=headers)).status_code
@@ -88,17 +88,17 @@ async def _measure(url: str, model: str, cfg: HostileConfig, pid: int | None) ->
                     pass
             return time.perf_counter() - t0
 
-        work = [asyncio.ensure_future(hostile(n, p, b)) for n, (p, b) in bodies.items()]
-        streams = [asyncio.ensure_future(stream(i)) for i in range(cfg.streams)]
-        latencies = []
-        async with httpx.AsyncClient(timeout=60) as probe:  # its own connection pool
-            while not all(t.done() for t in work + streams):
-                t0 = time.perf_counter()
-                await probe.get(f"{url}/health")
-                latencies.append(time.perf_counter() - t0)
-                await asyncio.sleep(_POLL_S)
-        await asyncio.gather(*work)
-        durations = await asyncio.gather(*streams)
+        # The probe polls from its own thread, so the senders' work on this loop cannot delay it.
+        latencies: list[float] = []
+        done = threading.Event()
+        probe = threading.Thread(target=_probe, args=(f"{url}/health", latencies, done))
+        probe.start()
+        try:
+            sent = [hostile(n, p, d) for n, (p, d) in bodies.items()]
+            durations = (await asyncio.gather(*sent, *(stream(i) for i in range(cfg.streams))))[len(sent) :]
+        finally:
+            done.set()
+            probe.join()
     await asyncio.sleep(1.0)
     rss_after = rss_mb(pid)
     change = round(100 * (rss_after - rss_before) / rss_before, 1) if rss_before and rss_after else None
@@ -115,6 +115,19 @@ async def _measure(url: str, model: str, cfg: HostileConfig, pid: int | None) ->
         "rss_after_mb": rss_after,
         "rss_change_pct": change,
     }
+
+
+def _encode(body: dict) -> bytes:
+    return json.dumps(body).encode()
+
+
+def _probe(url: str, latencies: list[float], done: threading.Event) -> None:
+    with httpx.Client(timeout=60) as client:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            client.get(url)
+            latencies.append(time.perf_counter() - t0)
+            done.wait(_POLL_S)
 
 
 def _ms(seconds: float | None) -> float | None:
