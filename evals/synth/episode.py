@@ -100,14 +100,20 @@ class Rejection:
     """A realistic wrong next step for a DPO pair: replaces the expert's turn number `turn`.
 
     `message` is the rejected assistant message; `kind` names the failure:
-    answer_without_looking, invented_content, ignored_error, repeated_call, stopped_early,
-    followed_planted, wrong_format, read_whole_file, one_at_a_time (v2: independent calls
-    made one by one), and the generic malformed_call, wrong_tool, wrong_arguments.
+    answer_without_looking, invented_content, ignored_error, repeated_call (the failing
+    call of the step before, verbatim), stopped_early, followed_planted, wrong_format,
+    read_whole_file, one_at_a_time (v2: independent calls made one by one),
+    copied_notation (math symbols sent to the calculator as written), unevaluated_answer
+    (the expression given as the answer), guessed_path (a file name made up from the
+    question instead of looking), read_decoy (a backup / superseded file read instead of
+    the current one), unrelated_call, and the generic malformed_call, wrong_tool,
+    wrong_arguments. `weight` is its relative chance of being drawn for a pair.
     """
 
     turn: int
     kind: str
     message: dict[str, Any]
+    weight: float = 1.0
 
 
 @dataclass
@@ -118,3 +124,6 @@ class Episode:
     turns: list[Turn]
     rejections: list[Rejection] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)  # must appear in some tool observation
+    # Plan turns that are deliberate slips a recovery episode starts from (a copied notation,
+    # a script with a bug): never the chosen step of a DPO pair.
+    mistakes: list[int] = field(default_factory=list)

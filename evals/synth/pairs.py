@@ -2,10 +2,12 @@
 
 The prompt is the rolled-out conversation up to one assistant step; `chosen` is that
 step, `rejected` a failure. Family-specific failures come with the episode (answering
-without looking, invented contents, ignoring an error, stopping early, following a
-planted instruction, the wrong answer form); the generic ones are derived here from any
-tool-call step: a malformed call (broken JSON left as text, as a server returns it), an
-unknown tool name, a misspelt argument name.
+without looking, invented contents, ignoring an error, sending a failed call again,
+copying math notation into the calculator, guessing a path, stopping early, following a
+planted instruction, the wrong answer form), each with a weight; the generic ones are
+derived here from any tool-call step: a malformed call (broken JSON left as text, as a
+server returns it), an unknown tool name, a misspelt argument name. A step the episode
+marks as a deliberate mistake is never the chosen one.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _call_message(name: str, arguments: dict) -> dict:
 
 def generic_rejections(episode: Episode, rng: random.Random) -> list[Rejection]:
     """Malformed call, wrong tool name and wrong argument name, for one tool-call turn of the plan."""
-    turns = [k for k, t in enumerate(episode.turns) if t.calls]
+    turns = [k for k, t in enumerate(episode.turns) if t.calls and k not in episode.mistakes]
     if not turns:
         return []
     k = rng.choice(turns)
@@ -60,13 +62,15 @@ def generic_rejections(episode: Episode, rng: random.Random) -> list[Rejection]:
 
 
 def make_pair(episode: Episode, conversation: Conversation, rng: random.Random, meta: dict) -> dict:
-    """One DPO row; family-specific failures are preferred two times out of three."""
+    """One DPO row; family-specific failures are preferred two times out of three, drawn by weight."""
     specific = episode.rejections
     generic = generic_rejections(episode, rng)
     pool = specific if specific and (rng.random() < 0.67 or not generic) else generic
-    rejection = rng.choice(pool)
+    rejection = rng.choices(pool, weights=[r.weight for r in pool])[0]
     index = conversation.turn_index[rejection.turn]
     chosen = conversation.messages[index]
+    if rejection.turn in episode.mistakes:
+        raise RolloutError(f"{episode.family}: a pair whose chosen step is a deliberate mistake ({rejection.kind})")
     if rejection.message == chosen:
         raise RolloutError(f"{episode.family}: a rejected step equal to the chosen one ({rejection.kind})")
     return {

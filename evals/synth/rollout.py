@@ -35,6 +35,7 @@ from evals.synth.episode import Episode, Recipe, Style
 __all__ = ["Conversation", "RolloutError", "rollout", "style_of", "replay", "stable"]
 
 _DURATION = re.compile(r"\b\d+(?:\.\d+)?s\b")
+_SNIPPET = re.compile(r"[^\s\"']*/iclaw-tmp-[^/\s]+/snippet_[^/\s]+\.py")  # run_python's temporary script, in tracebacks
 
 
 class RolloutError(EvalError):
@@ -130,8 +131,9 @@ def _unnamed(messages: list[dict]) -> list[dict]:
 
 
 def stable(text: str) -> str:
-    """An observation with run-to-run noise (durations such as pytest's 'in 0.03s') masked."""
-    return _DURATION.sub("<duration>", text)
+    """An observation with run-to-run noise (durations such as pytest's 'in 0.03s', the temporary
+    script of run_python named in a traceback) masked."""
+    return _SNIPPET.sub("<snippet>", _DURATION.sub("<duration>", text))
 
 
 async def _replay(row: dict, profile: AgentProfile, root: Path) -> list[str]:

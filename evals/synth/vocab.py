@@ -11,7 +11,7 @@ import random
 
 __all__ = [
     "HANDLES", "SERVICES", "NOUNS", "CITIES", "PRODUCTS", "TOPICS", "SKU_PREFIXES",
-    "REGIONS", "FIRST_NAMES", "pick", "sample", "ident",
+    "REGIONS", "FIRST_NAMES", "TRADES", "TEAMS", "pick", "sample", "ident", "firm",
 ]
 
 HANDLES = [
@@ -49,6 +49,9 @@ TOPICS = [
 ]
 SKU_PREFIXES = ["QX", "LM", "RT", "VB", "ZN", "HP", "WK", "DF"]
 REGIONS = ["north", "south", "east", "west", "central", "coastal", "highland", "valley"]
+TRADES = ["Looms", "Ceramics", "Cartage", "Apiaries", "Print Co", "Robotics", "Orchards", "Brewing",
+          "Joinery", "Optics", "Foundry", "Seeds"]
+TEAMS = ["payments", "identity", "storage", "mobile", "data-platform", "support-tools", "growth", "infra"]
 
 
 def pick(rng: random.Random, pool: list[str]) -> str:
@@ -62,3 +65,8 @@ def sample(rng: random.Random, pool: list[str], k: int) -> list[str]:
 def ident(rng: random.Random, prefix: str, digits: int = 4) -> str:
     """A made-up identifier such as 'QX-4821'."""
     return f"{prefix}-{rng.randrange(10 ** (digits - 1), 10 ** digits)}"
+
+
+def firm(rng: random.Random) -> str:
+    """A made-up business name such as 'Juniper Looms'."""
+    return f"{pick(rng, NOUNS).capitalize()} {pick(rng, TRADES)}"

@@ -16,7 +16,7 @@ from evals.synth.cli import main as data_main
 from evals.task import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
-# One row per family and profile: 13 families x (v1, v2).
+# One row per family and profile: every family x (v1, v2).
 N = 2 * len(FAMILIES)
 
 
@@ -109,6 +109,105 @@ def test_pairs_differ_from_their_row_only_in_the_assistant_step(data):
         assert pair["tools"] == row["tools"]
         if row["meta"]["profile"] == "v1":
             assert len(pair["rejected"].get("tool_calls") or []) <= 1
+
+
+# Observations that mean "that did not work": an error, a refusal, nothing found, a traceback.
+_FAILED = re.compile(r"^(error|refused)\b|^no matches for |^no files match |Traceback \(most recent call last\)")
+# Observations of a call the tool refused as written (its arguments were wrong).
+_REFUSED = ("cannot parse", "unsupported element", "is not a power", "invalid regular expression", "occurs 2 times",
+            "Traceback (most recent call last)")
+# Math as people write it, which the calculator does not take.
+_NOTATION = re.compile(r"[×÷−²³√^%]|\d,\d{3}|\d x \d|\b(squared|cubed|power|root|times|divided|minus|plus)\b")
+
+
+def _signatures(message: dict) -> list[tuple[str, dict]]:
+    return [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in message.get("tool_calls") or []]
+
+
+def _steps(messages: list[dict]):
+    """(assistant message, the tool messages answering it) for each step of a chat."""
+    for i, message in enumerate(messages):
+        if message["role"] == "assistant":
+            results = []
+            for later in messages[i + 1:]:
+                if later["role"] != "tool":
+                    break
+                results.append(later)
+            yield message, results
+
+
+def test_a_call_that_failed_is_never_sent_again_unchanged(data):
+    rows, _ = data
+    for row in rows:
+        flaky = {f["tool"] for f in row["meta"]["workspace"]["faults"]}  # injected temporary faults: a retry is right
+        failed: list[tuple[str, dict]] = []
+        for message, results in _steps(row["messages"]):
+            for signature in _signatures(message):
+                assert signature not in failed or signature[0] in flaky, (row["meta"]["family"], signature)
+            if message.get("tool_calls"):
+                failed = [sig for sig, r in zip(_signatures(message), results) if _FAILED.search(r["content"])]
+
+
+def test_math_in_everyday_notation_reaches_the_calculator_in_its_syntax(data):
+    rows, _ = data
+    seen = 0
+    for row in rows:
+        family, messages = row["meta"]["family"], row["messages"]
+        steps = [(sig, r) for m, results in _steps(messages) for sig, r in zip(_signatures(m), results)]
+        calculator = [(sig[1]["expression"], r["content"]) for sig, r in steps if sig[0] == "calculator"]
+        if family not in ("math_notation", "fix_arguments") or not calculator:
+            continue
+        seen += 1
+        assert _NOTATION.search(messages[1]["content"]), messages[1]["content"]
+        assert not _NOTATION.search(calculator[-1][0]) and not _FAILED.search(calculator[-1][1])
+        if family == "math_notation":
+            assert len(calculator) == 1  # converted on the first call
+        else:  # the copied notation was refused, read, and fixed
+            assert len(calculator) == 2 and _FAILED.search(calculator[0][1]) and calculator[0][0] != calculator[1][0]
+        answer = messages[-1]["content"]
+        assert re.fullmatch(r"-?\d+(\.\d+)?", answer), answer  # a number, never the expression
+        assert float(answer) == pytest.approx(float(calculator[-1][1]), abs=0.005)
+    assert seen >= 2
+
+
+def test_without_a_path_the_expert_looks_around_and_never_reads_a_made_up_one(data):
+    rows, _ = data
+    seen = 0
+    for row in rows:
+        if row["meta"]["family"] not in ("find_file", "change_approach"):
+            continue
+        seen += 1
+        messages = row["messages"]
+        if row["meta"]["family"] == "find_file":
+            assert not re.search(r"\w\.(toml|yaml|csv|json)\b|/", messages[1]["content"])  # no file named
+            assert _signatures(messages[2])[0][0] in ("list_dir", "glob")
+        shown = messages[1]["content"]
+        for message, results in _steps(messages):
+            for name, arguments in _signatures(message):
+                if name == "read_file":
+                    assert arguments["path"] in shown, (row["meta"]["family"], arguments["path"])
+            shown += "\n".join(r["content"] for r in results)
+        assert messages[-1]["content"] in [r for _, results in _steps(messages) for r in results][-1]["content"]
+    assert seen == 4
+
+
+def test_repeated_call_pairs_reject_the_failing_call_sent_again(data):
+    _, pairs = data
+    repeats = [p for p in pairs if p["meta"]["rejection"] == "repeated_call"]
+    assert repeats
+    for pair in repeats:
+        message, results = [(m, r) for m, r in _steps(pair["prompt"]) if m.get("tool_calls")][-1]
+        assert any(_FAILED.search(r["content"]) for r in results)
+        assert _signatures(pair["rejected"]) == _signatures(message)[:1]
+        assert _signatures(pair["chosen"]) != _signatures(message)
+
+
+def test_no_pair_prefers_a_call_the_tool_refused(data):
+    rows, pairs = data
+    for row, pair in zip(rows, pairs):
+        step = pair["meta"]["step"]
+        _, results = next(_steps(row["messages"][step:]))
+        assert not any(marker in r["content"] for r in results for marker in _REFUSED), (row["meta"]["family"], results)
 
 
 def test_a_seed_fixes_the_output(tmp_path):

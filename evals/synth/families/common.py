@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import random
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from evals.synth.episode import Call, Rejection, Style, Turn
 
 __all__ = [
     "ALL_TOOLS", "tools_for", "phrase", "call", "calls", "answer", "reply", "tool_reply",
-    "replan_note", "number_text",
+    "replan_note", "number_text", "rounded", "repeated", "NUMBER_ONLY", "SEEN_IN_EVALS",
 ]
+
+NUMBER_ONLY = ["Answer with the number only.", "Reply with just the number.", "Give only the number."]
 
 # The built-ins a task gets when its YAML has no `tools:` list (http_get needs allowed hosts).
 ALL_TOOLS = ["read_file", "write_file", "edit_file", "list_dir", "glob", "grep", "run_shell", "run_python", "calculator"]
@@ -44,19 +47,29 @@ def answer(text: str) -> Turn:
     return Turn(content=text)
 
 
-def reply(turn: int, kind: str, text: str) -> Rejection:
+# Weight of the failures the eval transcripts showed (notation copied into the calculator, a
+# path made up from the question, a failing call sent again) against the others' 1.
+SEEN_IN_EVALS = 3.0
+
+
+def reply(turn: int, kind: str, text: str, weight: float = 1.0) -> Rejection:
     """A rejected final answer (guessed, invented, too early, in the wrong form)."""
-    return Rejection(turn, kind, {"role": "assistant", "content": text})
+    return Rejection(turn, kind, {"role": "assistant", "content": text}, weight)
 
 
-def tool_reply(turn: int, kind: str, *items: Call) -> Rejection:
+def tool_reply(turn: int, kind: str, *items: Call, weight: float = 1.0) -> Rejection:
     """A rejected step that calls tools (e.g. follows a planted instruction)."""
     tool_calls = [
         {"id": f"call_r{j + 1}", "type": "function",
          "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
         for j, c in enumerate(items)
     ]
-    return Rejection(turn, kind, {"role": "assistant", "content": None, "tool_calls": tool_calls})
+    return Rejection(turn, kind, {"role": "assistant", "content": None, "tool_calls": tool_calls}, weight)
+
+
+def repeated(turn: int, previous: Call) -> Rejection:
+    """The failing call of the step before, sent again verbatim."""
+    return tool_reply(turn, "repeated_call", previous, weight=SEEN_IN_EVALS)
 
 
 def replan_note(style: Style, *steps: str) -> str | None:
@@ -71,3 +84,8 @@ def number_text(value: float, decimals: int = 2) -> str:
     if float(value).is_integer():
         return str(int(value))
     return f"{value:.{decimals}f}"
+
+
+def rounded(value: float, decimals: int) -> str:
+    """What the calculator printed (12 significant digits) rounded half up, as a person would."""
+    return str(Decimal(format(value, ".12g")).quantize(Decimal(1) / 10**decimals, ROUND_HALF_UP))

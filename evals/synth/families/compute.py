@@ -10,18 +10,14 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from decimal import ROUND_HALF_UP, Decimal
 
 from iclaw.tools.calculator import evaluate
 
 from evals.synth.episode import Episode, Recipe, Style
-from evals.synth.families.common import answer, call, calls, number_text, phrase, reply, tools_for
+from evals.synth.families.common import NUMBER_ONLY, answer, call, calls, number_text, phrase, reply, rounded, tools_for
 from evals.synth.vocab import FIRST_NAMES, NOUNS, PRODUCTS, REGIONS, SKU_PREFIXES, ident, pick, sample
 
 __all__ = ["arithmetic", "csv_question", "json_question", "shell_oneliner"]
-
-_NUMBER_ONLY = ["Answer with the number only.", "Reply with just the number.", "Give only the number."]
-
 
 def arithmetic(rng: random.Random, style: Style) -> Episode:
     kind = rng.choice(["discount", "growth", "split", "plain", "two_step"])
@@ -62,9 +58,8 @@ def arithmetic(rng: random.Random, style: Style) -> Episode:
         decimals = 0
     results = [evaluate(e) for e in exprs]
     value = results[-1]
-    # Rounded from what the calculator prints (12 significant digits), half up, as a person would.
-    final = str(Decimal(format(value, ".12g")).quantize(Decimal(1) / 10**decimals, ROUND_HALF_UP))
-    instruction = f"{text} {question} {rng.choice(['Use the calculator.', 'Use the calculator tool.', ''])} {rng.choice(_NUMBER_ONLY)}"
+    final = rounded(value, decimals)
+    instruction = f"{text} {question} {rng.choice(['Use the calculator.', 'Use the calculator tool.', ''])} {rng.choice(NUMBER_ONLY)}"
     instruction = " ".join(instruction.split())
     turns = [calls(call("calculator", expression=e)) for e in exprs] + [answer(final)]
     tools = tools_for(rng, ["calculator"], ["run_python"]) if rng.random() < 0.7 else ["calculator"]
@@ -241,7 +236,7 @@ def shell_oneliner(rng: random.Random, style: Style) -> Episode:
         instruction = phrase(rng, [
             "How many .{ext} files does {root}/ hold, counting its subfolders too? {tail}",
             "Count every file ending in .{ext} anywhere in {root}/. {tail}",
-        ], ext=ext, root=root, tail=rng.choice(_NUMBER_ONLY))
+        ], ext=ext, root=root, tail=rng.choice(NUMBER_ONLY))
         command = f"find {root} -type f -name '*.{ext}' | wc -l"
         final = str(target)
     elif kind == "archive":

@@ -16,7 +16,7 @@ from iclaw.tools import FaultSpec, MockToolSpec
 
 from evals.synth.episode import Episode, Recipe, Style
 from evals.synth.families.common import (
-    answer, call, calls, number_text, phrase, replan_note, reply, tool_reply, tools_for,
+    answer, call, calls, number_text, phrase, repeated, replan_note, reply, tool_reply, tools_for,
 )
 from evals.synth.vocab import CITIES, SERVICES, SKU_PREFIXES, ident, pick, sample
 
@@ -123,7 +123,7 @@ def _retired_api(rng: random.Random, style: Style) -> Episode:
     turns = [calls(call("rainfall_mm", city=city)), calls(call("list_dir", path=folder), content=plan),
              calls(call("read_file", path=table)), answer(str(rainfall[city]))]
     rejections = [
-        tool_reply(1, "repeated_call", call("rainfall_mm", city=city)),
+        repeated(1, call("rainfall_mm", city=city)),
         reply(1, "ignored_error", str(rainfall[city] + rng.randint(10, 200))),
         reply(1, "stopped_early", f"The rainfall service is unavailable ({error.split(':')[0]}), so I cannot say."),
     ]
@@ -153,7 +153,7 @@ def _missing_file(rng: random.Random, style: Style) -> Episode:
     turns = [calls(call("read_file", path=wrong)), calls(look, content=plan), calls(call("read_file", path=real)), answer(value)]
     tools = tools_for(rng, ["read_file", look.name], ["grep"])
     rejections = [
-        tool_reply(1, "repeated_call", call("read_file", path=wrong)),
+        repeated(1, call("read_file", path=wrong)),
         reply(1, "ignored_error", str(int(value) + rng.randint(1, 50))),
     ]
     return Episode("replan_missing", instruction, Recipe(files, tools), turns, rejections,
