@@ -63,9 +63,9 @@ async def _measure(url: str, model: str, cfg: HostileConfig, pid: int | None) ->
     headers = {**auth_headers(cfg.api_key), "Content-Type": "application/json"}
     words = int(cfg.text_mb * 1e6 / 5)
     bodies = {  # encoded up front: building 30 MB of JSON must not count as the server's time
-        f"chat {cfg.body_mb:g} MB": ("/v1/chat/completions", _encode(_chat(model, "x " * int(cfg.body_mb * 1e6 / 2)))),
-        f"tokenize {cfg.text_mb:g} MB": ("/tokenize", _encode({"prompt": "word " * words})),
-        f"chat {cfg.text_mb:g} MB": ("/v1/chat/completions", _encode(_chat(model, "word " * words, max_tokens=4))),
+        "oversized chat": ("/v1/chat/completions", _encode(_chat(model, "x " * int(cfg.body_mb * 1e6 / 2), max_tokens=4))),
+        "big tokenize": ("/tokenize", _encode({"prompt": "word " * words})),
+        "big chat": ("/v1/chat/completions", _encode(_chat(model, "word " * words, max_tokens=4))),
     }
     results: dict[str, dict] = {}
     async with httpx.AsyncClient(timeout=600, headers=auth_headers(cfg.api_key)) as client:
@@ -78,7 +78,7 @@ async def _measure(url: str, model: str, cfg: HostileConfig, pid: int | None) ->
                 status: int | str = (await client.post(f"{url}{path}", content=data, headers=headers)).status_code
             except httpx.HTTPError as exc:  # e.g. the server closed while the body was still going out
                 status = type(exc).__name__
-            results[name] = {"status": status, "seconds": round(time.perf_counter() - t0, 3)}
+            results[name] = {"mb": round(len(data) / 1e6, 2), "status": status, "seconds": round(time.perf_counter() - t0, 3)}
 
         async def stream(i: int) -> float:
             body = _chat(model, f"Count from 1 to {i + 5}.", max_tokens=cfg.max_tokens, stream=True, temperature=0)
@@ -142,7 +142,7 @@ def _print(report: dict) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for name, r in report["hostile"].items():
-        table.add_row(name, f"{r['status']} in {r['seconds']:.2f}s")
+        table.add_row(f"{name} ({r['mb']:g} MB)", f"{r['status']} in {r['seconds']:.2f}s")
     for key in ("stream_p50_s", "health_polls", "health_p50_ms", "health_p99_ms", "health_max_ms",
                 "rss_before_mb", "rss_after_mb", "rss_change_pct"):
         table.add_row(key, "-" if report[key] is None else str(report[key]))
