@@ -202,7 +202,7 @@ class Recipe:
         self._run("synth", cmd)
 
     def _train_common(self, name: str, lora_rank: int | None = None) -> list[str]:
-        seq = 512 if self.cfg.fast else self.cfg.seq_len
+        seq = 2048 if self.cfg.fast else self.cfg.seq_len  # the nano tokenizer needs ~3x the tokens of SmolLM2
         common = ["--name", name, "--bf16", f"run.dir={self.path('train')}", "run.progress=false",
                   f"train.seq_len={seq}", "--out", str(self.path("ckpt", name))]
         rank = self.cfg.lora_rank if lora_rank is None else lora_rank

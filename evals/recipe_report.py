@@ -111,8 +111,9 @@ def _targets(summaries: dict[tuple[str, str], RunSummary], validity: CallCounts)
     for agent in ("v2", "v1"):
         trio = [r(m, agent) for m in ("dpo", "sft", "base")]
         if None not in trio:
+            flat = " - trivially, all equal" if len(set(trio)) == 1 else ""
             out.append(fmt(trio[0] >= trio[1] >= trio[2], f"DPO >= SFT >= base under {agent} "
-                           f"({' / '.join(_pct(x) for x in trio)})"))
+                           f"({' / '.join(_pct(x) for x in trio)}{flat})"))
     for agent in ("v2", "v1"):
         a, b = r("dpo-int8", agent), r("dpo", agent)
         if a is not None and b is not None:
@@ -131,8 +132,13 @@ def _training_facts(recipe: "Recipe") -> list[str]:
         if summary.exists():
             s = json.loads(summary.read_text())
             what = (f"{s.get('steps')} steps, {s.get('tokens', 0):,} tokens at {s.get('throughput_tok_per_s', 0):,.0f} tok/s, "
-                    f"final train loss {s.get('final_train_loss', 0):.3f}, val loss {s.get('final_val_loss') or 0:.3f}, "
-                    f"peak RSS {s.get('peak_rss_mb', 0):,.0f} MiB")
+                    f"final train loss {s.get('final_train_loss', 0):.3f}")
+            if s.get("final_val_loss") is not None:
+                what += f", val loss {s['final_val_loss']:.3f}"
+            if s.get("peak_rss_mb"):
+                what += f", peak RSS {s['peak_rss_mb']:,.0f} MiB"
+        if stage == "report":
+            continue  # this very stage: still being written
         lines.append(f"| {stage} | {rec.seconds / 60:.1f} | {what or rec.status} |")
     return lines
 
