@@ -61,11 +61,16 @@ def generic_rejections(episode: Episode, rng: random.Random) -> list[Rejection]:
     return out
 
 
+# How often a pair uses a family-specific failure rather than a generic format slip: a model
+# fine-tuned on the SFT rows already formats its calls; what it gets wrong is what to do.
+_SPECIFIC = 0.8
+
+
 def make_pair(episode: Episode, conversation: Conversation, rng: random.Random, meta: dict) -> dict:
-    """One DPO row; family-specific failures are preferred two times out of three, drawn by weight."""
+    """One DPO row; family-specific failures are preferred (`_SPECIFIC`), drawn by weight."""
     specific = episode.rejections
     generic = generic_rejections(episode, rng)
-    pool = specific if specific and (rng.random() < 0.67 or not generic) else generic
+    pool = specific if specific and (rng.random() < _SPECIFIC or not generic) else generic
     rejection = rng.choices(pool, weights=[r.weight for r in pool])[0]
     index = conversation.turn_index[rejection.turn]
     chosen = conversation.messages[index]

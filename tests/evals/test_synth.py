@@ -8,8 +8,10 @@ from pathlib import Path
 import anyio
 import pytest
 from iclaw.agent import Agent
+from iclaw.errors import ToolError
 from iclaw.profile import load_profile
 from iclaw.providers.scripted import ScriptedModel
+from iclaw.tools.calculator import evaluate
 
 from evals.synth import FAMILIES, Recipe, SynthOptions, episode_for, replay, row_seed, stable, synthesize
 from evals.synth.cli import main as data_main
@@ -111,8 +113,8 @@ def test_pairs_differ_from_their_row_only_in_the_assistant_step(data):
             assert len(pair["rejected"].get("tool_calls") or []) <= 1
 
 
-# Observations that mean "that did not work": an error, a refusal, nothing found, a traceback.
-_FAILED = re.compile(r"^(error|refused)\b|^no matches for |^no files match |Traceback \(most recent call last\)")
+# Observations that mean "that did not work": an error, a refusal, nothing found, a command that failed.
+_FAILED = re.compile(r"^(error|refused)\b|^no matches for |^no files match |^exit code [1-9]")
 # Observations of a call the tool refused as written (its arguments were wrong).
 _REFUSED = ("cannot parse", "unsupported element", "is not a power", "invalid regular expression", "occurs 2 times",
             "Traceback (most recent call last)")
@@ -200,6 +202,21 @@ def test_repeated_call_pairs_reject_the_failing_call_sent_again(data):
         assert any(_FAILED.search(r["content"]) for r in results)
         assert _signatures(pair["rejected"]) == _signatures(message)[:1]
         assert _signatures(pair["chosen"]) != _signatures(message)
+
+
+def test_copied_notation_is_refused_or_silently_wrong_in_the_real_calculator():
+    for family in ("arithmetic", "math_notation"):
+        for i in range(20):
+            episode = episode_for(family, row_seed(5, i), load_profile("v1"))
+            copied = [r for r in episode.rejections if r.kind == "copied_notation"]
+            assert len(copied) == 1
+            expression = json.loads(copied[0].message["tool_calls"][0]["function"]["arguments"])["expression"]
+            try:
+                value = evaluate(expression)
+            except ToolError:
+                continue
+            # '1480 - 30% + 7*24' parses: % is the remainder there, so the value is wrong, not refused.
+            assert value != evaluate(episode.turns[0].calls[0].arguments["expression"]), expression
 
 
 def test_no_pair_prefers_a_call_the_tool_refused(data):

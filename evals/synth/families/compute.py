@@ -14,7 +14,9 @@ from collections import defaultdict
 from iclaw.tools.calculator import evaluate
 
 from evals.synth.episode import Episode, Recipe, Style
-from evals.synth.families.common import NUMBER_ONLY, answer, call, calls, number_text, phrase, reply, rounded, tools_for
+from evals.synth.families.common import (
+    NUMBER_ONLY, SEEN_IN_EVALS, answer, call, calls, number_text, phrase, reply, rounded, tool_reply, tools_for,
+)
 from evals.synth.vocab import FIRST_NAMES, NOUNS, PRODUCTS, REGIONS, SKU_PREFIXES, ident, pick, sample
 
 __all__ = ["arithmetic", "csv_question", "json_question", "shell_oneliner"]
@@ -25,27 +27,30 @@ def arithmetic(rng: random.Random, style: Style) -> Episode:
         item, qty, price, pct = pick(rng, PRODUCTS), rng.randint(3, 60), rng.randint(4, 250) + rng.choice([0, 0.5, 0.99]), rng.choice([5, 10, 12, 15, 20, 25])
         text = f"An order has {qty} units of {item} at {price} each, with a {pct}% discount on the total."
         question = "What does the order cost after the discount, to two decimals?"
-        expr = f"{qty}*{price}*(1 - {pct}/100)"
-        exprs = [expr]
+        exprs = [f"{qty}*{price}*(1 - {pct}/100)"]
+        copied = f"{qty}*{price} - {pct}%"
         decimals = 2
     elif kind == "growth":
         start, rate, years = rng.randint(800, 90000), rng.choice([1.5, 2, 3.5, 4, 6, 7.25]), rng.randint(2, 12)
         text = f"A fund of {start} grows by {rate}% per year, compounded yearly, for {years} years."
         question = "What is it worth at the end, rounded to whole units?"
         exprs = [f"round({start}*(1 + {rate}/100)**{years})"]
+        copied = f"{start}*(1 + {rate}%)^{years}"
         decimals = 0
     elif kind == "split":
         total, people, tip = rng.randint(60, 900), rng.randint(3, 9), rng.choice([10, 12, 15, 18])
         text = f"A dinner bill of {total} gets a {tip}% tip, and {people} friends split it evenly."
         question = "How much does each person pay, to two decimals?"
         exprs = [f"{total}*(1 + {tip}/100)/{people}"]
+        copied = f"{total} + {tip}% / {people}"
         decimals = 2
     elif kind == "plain":
         a, b, c = rng.randint(120, 9999), rng.randint(13, 999), rng.randint(11, 60)
-        op = rng.choice(["+", "-"])
-        text = f"Compute {a} * {b} {op} {c}**2."
+        op, written = rng.choice([("+", "+"), ("-", "−")])
+        text = f"Compute {a} × {b} {written} {c}²."
         question = "What is the result?"
         exprs = [f"{a}*{b} {op} {c}**2"]
+        copied = f"{a} × {b} {written} {c}²"
         decimals = 0
     else:
         stock, sold_pct, crates, per = rng.randint(20, 250) * 20, rng.choice([10, 20, 25, 30, 40]), rng.randint(2, 9), rng.choice([12, 24, 36, 40])
@@ -55,6 +60,7 @@ def arithmetic(rng: random.Random, style: Style) -> Episode:
         first = f"{stock} - {stock}*{sold_pct}/100 + {crates}*{per}"
         middle = evaluate(first)
         exprs = [first, f"{number_text(middle)} - floor({number_text(middle)}/2)"]
+        copied = f"{stock} - {sold_pct}% + {crates}*{per}"
         decimals = 0
     results = [evaluate(e) for e in exprs]
     value = results[-1]
@@ -67,6 +73,7 @@ def arithmetic(rng: random.Random, style: Style) -> Episode:
     rejections = [
         reply(0, "answer_without_looking", guess),
         reply(len(turns) - 1, "wrong_format", f"The answer is {final}."),
+        tool_reply(0, "copied_notation", call("calculator", expression=copied), weight=SEEN_IN_EVALS),
     ]
     if len(exprs) > 1:
         rejections.append(reply(1, "stopped_early", number_text(results[0])))

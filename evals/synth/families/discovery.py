@@ -127,6 +127,7 @@ def _facts(rng: random.Random) -> list[tuple[str, str, str, str, str]]:
     """(topic, sentence in the docs, value, question, a wrong value)."""
     hour, desk, limit = rng.randrange(0, 22), rng.randrange(2, 40), rng.choice([150, 250, 400, 750, 1200])
     year, month, day = rng.randint(2025, 2027), rng.randint(1, 12), rng.randint(1, 27)
+    noun, minute = pick(rng, NOUNS), rng.choice([0, 15, 30, 45])
     return [
         ("release freeze", f"The release freeze starts on {year}-{month:02d}-{day:02d}.", f"{year}-{month:02d}-{day:02d}",
          "when does the release freeze start?", f"{year}-{month:02d}-{day + 1:02d}"),
@@ -136,6 +137,10 @@ def _facts(rng: random.Random) -> list[tuple[str, str, str, str, str]]:
          "at which desk are visitor badges handed out?", str(desk + 1)),
         ("expense limit", f"The expense limit without approval is {limit} EUR.", f"{limit} EUR",
          "what is the expense limit without approval?", f"{limit * 2} EUR"),
+        ("guest wifi", f"The guest wifi network is called {noun}-guest.", f"{noun}-guest",
+         "what is the guest wifi network called?", f"{noun}-visitors"),
+        ("standup", f"The daily standup starts at {hour:02d}:{minute:02d}.", f"{hour:02d}:{minute:02d}",
+         "what time does the daily standup start?", f"{hour + 1:02d}:{minute:02d}"),
     ]
 
 
@@ -150,7 +155,7 @@ def _wrong_folder(rng: random.Random, style: Style) -> Episode:
     files[f"{rng.choice(['src', 'app'])}/main.py"] = "print('hello')\n"
     instruction = phrase(rng, [
         "Search the {wrong}/ folder for the {topic}: {q} {tail}",
-        "The {topic} is written down somewhere in {wrong}/. {Q} {tail}",
+        "Somewhere in {wrong}/ there is a note on the {topic}. {Q} {tail}",
     ], wrong=wrong, topic=topic, q=question, Q=question[0].upper() + question[1:], tail=rng.choice(_VALUE_ONLY))
     first = call("grep", pattern=topic, path=wrong, ignore_case=True)
     turns = [calls(first), calls(call("list_dir", path=".")), calls(call("grep", pattern=topic, path=real, ignore_case=True)),

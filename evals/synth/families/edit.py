@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 from evals.synth.episode import Episode, Recipe, Style
-from evals.synth.families.common import answer, call, calls, phrase, reply, tool_reply, tools_for
+from evals.synth.families.common import answer, call, calls, phrase, repeated, reply, tool_reply, tools_for
 from evals.synth.vocab import NOUNS, pick, sample
 
 __all__ = ["edit_tests", "implement_function", "rename_symbol"]
@@ -116,6 +116,7 @@ def edit_tests(rng: random.Random, style: Style) -> Episode:
     turns = [calls(check), calls(call("read_file", path=path)), calls(fix), calls(check), answer(final)]
     tools = tools_for(rng, ["read_file", "edit_file", runner], ["write_file", "list_dir", "grep"])
     rejections = [
+        repeated(1, check),  # the red test run again, nothing changed
         reply(3, "stopped_early", final.replace(" The tests pass now.", "")),
         # Edits without reading first: tabs guessed for the indentation, so the search text is not in the file.
         tool_reply(1, "invented_content", call("edit_file", path=path, search=bug.wrong.replace("    ", "\t"),

@@ -10,7 +10,9 @@ from __future__ import annotations
 import random
 
 from evals.synth.episode import Episode, Recipe, Style
-from evals.synth.families.common import answer, call, calls, phrase, reply, tool_reply, tools_for
+from evals.synth.families.common import (
+    SEEN_IN_EVALS, answer, call, calls, phrase, repeated, reply, tool_reply, tools_for,
+)
 from evals.synth.vocab import FIRST_NAMES, HANDLES, NOUNS, SERVICES, TOPICS, pick, sample
 
 __all__ = ["config_value", "grep_search", "long_log", "give_up", "compare_files", "dated_notes"]
@@ -86,6 +88,7 @@ def config_value(rng: random.Random, style: Style) -> Episode:
         look = call("list_dir", path=folder) if rng.random() < 0.5 else call("glob", pattern=f"{folder}/*{svc}*")
         turns = [calls(look), calls(call("read_file", path=path)), answer(value)]
         tools = tools_for(rng, ["read_file", look.name], ["grep"])
+        guessed = tool_reply(0, "guessed_path", call("read_file", path=f"{folder}/{svc}.conf"), weight=SEEN_IN_EVALS)
     other = [v for s in truth.values() for sec in s.values() for k, v in sec.items() if k == key and v != value]
     wrong = other[0] if other else _KEYS[key](rng)
     if wrong == value:
@@ -94,7 +97,7 @@ def config_value(rng: random.Random, style: Style) -> Episode:
         reply(0, "answer_without_looking", wrong),
         reply(len(turns) - 1, "invented_content", wrong),
         reply(len(turns) - 1, "wrong_format", f"The {key} setting in the {section} section of {path} is {value}."),
-    ]
+    ] + ([] if given else [guessed])
     return Episode("config_value", instruction, Recipe(files, tools), turns, rejections, evidence=[value])
 
 
@@ -266,6 +269,8 @@ def give_up(rng: random.Random, style: Style) -> Episode:
         evidence = ["no matches"]
         invented = pick(rng, HANDLES)
     rejections = [reply(len(turns) - 1, "invented_content", invented), reply(0, "answer_without_looking", invented)]
+    if turns[0].calls[0].name == "grep":  # 'no matches' is the answer; searching again for the same thing is not
+        rejections.append(repeated(1, turns[0].calls[0]))
     return Episode("give_up", instruction, Recipe(files, tools), turns, rejections, evidence=evidence)
 
 

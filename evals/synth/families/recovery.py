@@ -16,7 +16,7 @@ from iclaw.tools import FaultSpec, MockToolSpec
 
 from evals.synth.episode import Episode, Recipe, Style
 from evals.synth.families.common import (
-    answer, call, calls, number_text, phrase, repeated, replan_note, reply, tool_reply, tools_for,
+    SEEN_IN_EVALS, answer, call, calls, number_text, phrase, repeated, replan_note, reply, tool_reply, tools_for,
 )
 from evals.synth.vocab import CITIES, SERVICES, SKU_PREFIXES, ident, pick, sample
 
@@ -126,6 +126,7 @@ def _retired_api(rng: random.Random, style: Style) -> Episode:
         repeated(1, call("rainfall_mm", city=city)),
         reply(1, "ignored_error", str(rainfall[city] + rng.randint(10, 200))),
         reply(1, "stopped_early", f"The rainfall service is unavailable ({error.split(':')[0]}), so I cannot say."),
+        tool_reply(1, "guessed_path", call("read_file", path=f"{folder}/rainfall.csv"), weight=SEEN_IN_EVALS),
     ]
     return Episode("replan_missing", instruction, recipe, turns, rejections, evidence=[f"{city},{rainfall[city]}"])
 
@@ -155,6 +156,7 @@ def _missing_file(rng: random.Random, style: Style) -> Episode:
     rejections = [
         repeated(1, call("read_file", path=wrong)),
         reply(1, "ignored_error", str(int(value) + rng.randint(1, 50))),
+        tool_reply(1, "guessed_path", call("read_file", path=f"{svc}.{ext}"), weight=SEEN_IN_EVALS),
     ]
     return Episode("replan_missing", instruction, Recipe(files, tools), turns, rejections,
                    evidence=["no such file", f"{key}={value}"])
