@@ -1,5 +1,9 @@
 """`llm bench decode|quant|context`: measure the engine on this machine, honestly.
 
+`bench decode` also reports the prompt's prefill in GFLOP/s (`InferenceModel.prefill_flops`)
+and its share of the matmul peak, measured in the same run (same load) and as cached by
+`llm bench matmul` when it has run here.
+
 Every function returns one plain dict (what `--json` prints) with the settings, the
 numbers and the load average, so a table can be reproduced and a shared machine's noise
 judged. Timings are the median of `repeats` runs (the best is reported too). Comparisons
@@ -38,6 +42,7 @@ from llm.infer.perplexity import evaluate_perplexity
 from llm.infer.quantize import QuantConfig, quantize_model
 from llm.infer.sampling import SamplingParams, constrain
 from llm.infer.speculative import SpeculativeDecoder
+from llm.matmul_peak import load_matmul_peak, measure_matmul_peak
 
 __all__ = ["bench_decode", "bench_context", "bench_quant", "SAMPLE_TEXT", "text_prompt", "copy_prompt"]
 
@@ -174,6 +179,7 @@ def bench_decode(
     }
     base = _median_runs(lambda: _timed_stream(engine, prompt, tokens), repeats)
     out.update({k: round(v, 2) for k, v in base.items() if k != "tokens"})
+    out.update(_prefill_efficiency(engine.model, len(prompt), base["prefill_tok_s"], threads))
     if speculative:
         drafter = PromptLookupDrafter() if prompt_lookup else _model_drafter(draft, ck)
         decoders: list[SpeculativeDecoder] = []
@@ -221,6 +227,21 @@ def bench_decode(
             }
         )
     return out
+
+
+def _prefill_efficiency(model: InferenceModel, n_tokens: int, tok_s: float, threads: int) -> dict[str, Any]:
+    """Prefill GFLOP/s and its share of the matmul peak, measured now (same load) and as `llm bench matmul` cached it."""
+    gflops = model.prefill_flops(n_tokens) / n_tokens * tok_s / 1e9
+    now = measure_matmul_peak(sizes=(1024,), repeats=3, seconds=0.2, threads=threads)
+    cached = load_matmul_peak("bf16")
+    return {
+        "prefill_gflops": round(gflops, 3),
+        "matmul_peak_now_gflops": {k: round(v, 1) for k, v in now.items()},
+        "prefill_share_of_bf16_peak_now": round(gflops / now["bfloat16"], 3),
+        "prefill_share_of_fp32_peak_now": round(gflops / now["float32"], 3),
+        "bench_matmul_bf16_gflops": round(cached / 1e9, 1) if cached else None,
+        "prefill_share_of_bench_matmul_bf16": round(gflops * 1e9 / cached, 3) if cached else None,
+    }
 
 
 def _guided_cost(engine: Engine, ck: Checkpoint, tokens: int, repeats: int) -> dict[str, Any]:

@@ -154,6 +154,17 @@ class InferenceModel:
         )
         return total
 
+    def prefill_flops(self, n_tokens: int) -> float:
+        """FLOPs of reading an n-token prompt in one causal pass: the layers' matmuls for every token,
+        QK^T and AV over the causal triangle, and the head for the last token only.
+
+        A block whose FFN is not SwiGLU (mixture of experts) counts its attention only.
+        """
+        cfg = self.config
+        per_token = sum(m.shape[0] * m.shape[1] for layer in self.layers for m in (layer.wqkv, layer.wo, layer.w_gate_up, layer.w_down) if m)
+        attention = 2 * cfg.n_layers * cfg.n_heads * cfg.head_dim * n_tokens * (n_tokens + 1)
+        return 2.0 * per_token * n_tokens + attention + 2.0 * self.lm_head.shape[0] * self.lm_head.shape[1]
+
     def kinds(self) -> dict[str, int]:
         """How many matrices of each format the model holds, e.g. {"int4/g64": 120, "int8": 1}."""
         out: dict[str, int] = {}

@@ -20,6 +20,23 @@ def test_bench_decode_json(capsys, nano_checkpoint):
     assert out["new_tokens"] == 6 and out["prompt_tokens"] == 8
     assert out["decode_tok_s"] > 0 and out["prefill_tok_s"] > 0 and out["peak_rss_mb"] > 0
     assert out["weights"].startswith("fp32")
+    # Prefill efficiency: GFLOP/s from the model's FLOPs and the measured rate, against a peak measured in the run.
+    peak = out["matmul_peak_now_gflops"]
+    assert out["prefill_gflops"] > 0 and peak["float32"] > 0 and peak["bfloat16"] > 0
+    assert out["prefill_share_of_fp32_peak_now"] == pytest.approx(out["prefill_gflops"] / peak["float32"], rel=0.05)
+
+
+def test_prefill_flops_count_the_matmuls_the_causal_attention_and_one_head_row(nano_checkpoint):
+    from llm.checkpoint import load_checkpoint
+    from llm.infer.inference_model import InferenceModel
+
+    model = InferenceModel.from_gpt(load_checkpoint(nano_checkpoint).model)
+    cfg = model.config
+    D, F, H, K, E = cfg.d_model, cfg.ffn_hidden, cfg.n_heads, cfg.kv_heads, cfg.head_dim
+    per_token = cfg.n_layers * D * ((H + 2 * K) * E + H * E + 3 * F)  # fused QKV, output, gate+up, down
+    T = 10
+    want = 2 * per_token * T + 2 * cfg.n_layers * H * E * T * (T + 1) + 2 * cfg.vocab_size * D
+    assert model.prefill_flops(T) == want
 
 
 def test_bench_decode_speculative_and_quantized_json(capsys, nano_checkpoint):
