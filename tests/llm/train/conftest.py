@@ -3,13 +3,13 @@ so runs are bit-for-bit repeatable and do not fight other processes for cores)."
 
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
 
 from llm.data.prepare import prepare_data, train_tokenizer
 from llm.train.config import load_train_config
+from posttrain_kit import CALC_TOOL, calc_conversation
 
 TINY_MODEL = [
     "model.vocab_size=512",
@@ -60,42 +60,7 @@ def tiny_cfg(tiny_overrides):
     return make
 
 
-# ---- post-training: a tiny chat model and tool-use conversations ------------------------------
-
-CALC_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "calculator",
-        "description": "Evaluate arithmetic.",
-        "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
-    },
-}
-
-
-def calc_conversation(a: int, b: int) -> dict:
-    args = json.dumps({"expression": f"{a}*{b}"})
-    return {
-        "messages": [
-            {"role": "user", "content": f"What is {a} times {b}?"},
-            {"role": "assistant", "content": None,
-             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": args}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": str(a * b)},
-            {"role": "assistant", "content": f"{a} times {b} is {a * b}."},
-        ],
-        "tools": [CALC_TOOL],
-    }
-
-
-def calc_pair(a: int, b: int) -> dict:
-    conv = calc_conversation(a, b)
-    return {"prompt": conv["messages"][:1], "chosen": conv["messages"][1],
-            "rejected": {"role": "assistant", "content": f"It is {a + b}."}, "tools": [CALC_TOOL]}
-
-
-def write_jsonl(path, rows) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
+# ---- post-training: a tiny chat model (the conversations live in posttrain_kit.py) ------------
 
 @pytest.fixture(scope="session")
 def chat_ckpt(tmp_path_factory):

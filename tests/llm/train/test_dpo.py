@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from conftest import calc_pair, write_jsonl
+from posttrain_kit import calc_pair, write_jsonl
 
 from llm.checkpoint import load_checkpoint
 from llm.data.chat_data import load_dpo_rows

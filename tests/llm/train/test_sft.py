@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import calc_conversation, write_jsonl
+from posttrain_kit import calc_conversation, write_jsonl
 
 from llm.chat_template import ChatTemplate, parse_tool_calls, render_chat
 from llm.checkpoint import load_checkpoint
