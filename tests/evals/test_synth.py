@@ -3,6 +3,7 @@ pairs differ only in one step, nothing is copied from the task suite, a seed fix
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import anyio
@@ -168,29 +169,30 @@ def test_math_in_everyday_notation_reaches_the_calculator_in_its_syntax(data):
             assert len(calculator) == 2 and _FAILED.search(calculator[0][1]) and calculator[0][0] != calculator[1][0]
         answer = messages[-1]["content"]
         assert re.fullmatch(r"-?\d+(\.\d+)?", answer), answer  # a number, never the expression
-        assert float(answer) == pytest.approx(float(calculator[-1][1]), abs=0.005)
+        assert abs(Decimal(answer) - Decimal(calculator[-1][1])) <= Decimal("0.005")  # rounded from what it printed
     assert seen >= 2
 
 
 def test_without_a_path_the_expert_looks_around_and_never_reads_a_made_up_one(data):
     rows, _ = data
-    seen = 0
+    checked = 0
     for row in rows:
         if row["meta"]["family"] not in ("find_file", "change_approach"):
             continue
-        seen += 1
+        checked += 1
         messages = row["messages"]
         if row["meta"]["family"] == "find_file":
             assert not re.search(r"\w\.(toml|yaml|csv|json)\b|/", messages[1]["content"])  # no file named
             assert _signatures(messages[2])[0][0] in ("list_dir", "glob")
-        shown = messages[1]["content"]
+        asked, seen = messages[1]["content"], ""
         for message, results in _steps(messages):
             for name, arguments in _signatures(message):
-                if name == "read_file":
-                    assert arguments["path"] in shown, (row["meta"]["family"], arguments["path"])
-            shown += "\n".join(r["content"] for r in results)
+                if name == "read_file":  # named in the question, or listed / mentioned by a tool first
+                    path = arguments["path"]
+                    assert path in asked or Path(path).name in seen, (row["meta"]["family"], path)
+            seen += "\n".join(r["content"] for r in results)
         assert messages[-1]["content"] in [r for _, results in _steps(messages) for r in results][-1]["content"]
-    assert seen == 4
+    assert checked >= 4
 
 
 def test_repeated_call_pairs_reject_the_failing_call_sent_again(data):

@@ -87,5 +87,8 @@ def number_text(value: float, decimals: int = 2) -> str:
 
 
 def rounded(value: float, decimals: int) -> str:
-    """What the calculator printed (12 significant digits) rounded half up, as a person would."""
-    return str(Decimal(format(value, ".12g")).quantize(Decimal(1) / 10**decimals, ROUND_HALF_UP))
+    """What the calculator printed rounded half up, as a person would.
+
+    It prints whole numbers below 1e15 in full and anything else to 12 significant digits."""
+    printed = Decimal(int(value)) if float(value).is_integer() and abs(value) < 1e15 else Decimal(format(value, ".12g"))
+    return str(printed.quantize(Decimal(1) / 10**decimals, ROUND_HALF_UP))

@@ -130,8 +130,9 @@ def draw_problem(rng: random.Random) -> Problem:
             evaluate(written)
         except ToolError as exc:
             value = evaluate(expression)
-            if 0.5 <= abs(value) < 1e15:
-                return Problem(question, written, expression, value, 0 if float(value).is_integer() else 2, str(exc))
+            whole = float(value).is_integer()
+            if 0.5 <= abs(value) < (1e15 if whole else 1e9):  # so that every printed digit is exact
+                return Problem(question, written, expression, value, 0 if whole else 2, str(exc))
 
 
 def notation_instruction(rng: random.Random, problem: Problem) -> str:
