@@ -49,7 +49,7 @@ def answer(text: str) -> Turn:
 
 # Weight of the failures the eval transcripts showed (notation copied into the calculator, a
 # path made up from the question, a failing call sent again) against the others' 1.
-SEEN_IN_EVALS = 3.0
+SEEN_IN_EVALS = 4.0
 
 
 def reply(turn: int, kind: str, text: str, weight: float = 1.0) -> Rejection:
