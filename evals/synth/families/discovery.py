@@ -104,12 +104,16 @@ def find_file(rng: random.Random, style: Style) -> Episode:
         "This project keeps its {title} in a file somewhere. {Ask}? {tail}",
         "Check the project's authoritative {title}: {ask}? {tail}",
     ], title=title, ask=ask, Ask=ask[0].upper() + ask[1:], tail=rng.choice(_VALUE_ONLY))
-    look = call("list_dir", path=".", depth=rng.choice([2, 3])) if indexed or rng.random() < 0.6 else call("glob", pattern=f"**/*{word}*")
+    if indexed or rng.random() < 0.6:
+        look = call("list_dir", path=".", depth=rng.choice([2, 3]))
+    else:
+        look = call("glob", pattern=f"**/*{word}*")
     read = call("read_file", path=path)
     turns = [calls(look)] + ([calls(call("read_file", path=index))] if indexed else []) + [calls(read), answer(current[name])]
     tools = tools_for(rng, ["list_dir", "read_file", look.name], ["grep", "glob"])
     guess = title.replace(" ", "_")
-    guessed: Call = rng.choice([call("read_file", path=guess), call("grep", pattern=name, path=guess)])
+    grep_it = "grep" in tools and rng.random() < 0.5  # the eval transcript grepped its guess
+    guessed: Call = call("grep", pattern=name, path=guess) if grep_it else call("read_file", path=guess)
     rejections = [
         tool_reply(0, "guessed_path", guessed, weight=SEEN_IN_EVALS),
         reply(0, "answer_without_looking", stale[name]),
@@ -178,8 +182,8 @@ def _wrong_name(rng: random.Random, style: Style) -> Episode:
     wrong = rng.choice([f"{folder}/{stem}.yml", f"{folder}/{stem.capitalize()}.yaml", f"{folder}/{stem}.yaml.txt"])
     items = {f"{pick(rng, NOUNS)}-{rng.randrange(100, 999)}": rng.randrange(0, 500) for _ in range(rng.randint(4, 7))}
     item = rng.choice(list(items))
-    files = {real: "".join(f"{k}: {v}\n" for k, v in items.items()),
-             f"{folder}/suppliers.csv": "name,country\n" + "".join(f"{pick(rng, NOUNS)} supply,{pick(rng, ['NL', 'PE', 'VN', 'KE'])}\n" for _ in range(3))}
+    suppliers = "".join(f"{pick(rng, NOUNS)} supply,{pick(rng, ['NL', 'PE', 'VN', 'KE'])}\n" for _ in range(3))
+    files = {real: "".join(f"{k}: {v}\n" for k, v in items.items()), f"{folder}/suppliers.csv": "name,country\n" + suppliers}
     instruction = phrase(rng, [
         "How many units of {item} does {wrong} list? Number only.",
         "Open {wrong} and tell me the count recorded for {item}. Just the number.",

@@ -18,7 +18,9 @@ from iclaw.errors import ToolError
 from iclaw.tools.calculator import evaluate
 
 from evals.synth.episode import Episode, Recipe, Style
-from evals.synth.families.common import NUMBER_ONLY, SEEN_IN_EVALS, answer, call, calls, number_text, reply, rounded, tool_reply, tools_for
+from evals.synth.families.common import (
+    NUMBER_ONLY, SEEN_IN_EVALS, answer, call, calls, number_text, reply, rounded, tool_reply, tools_for,
+)
 from evals.synth.vocab import NOUNS, pick
 
 __all__ = ["Problem", "draw_problem", "notation_instruction", "math_notation"]

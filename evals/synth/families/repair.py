@@ -61,7 +61,8 @@ def _regex(rng: random.Random, style: Style) -> Episode:
             files[f"{root}/{name}.py"] = (f"from {root}.{home} import {fn}\n\n\ndef {name}_step(handle):\n"
                                           f"    return {fn}(handle) or None\n")
         else:  # names the function in a comment, never calls it
-            files[f"{root}/{name}.py"] = f"# Unlike {fn}, this keeps the handle as it is.\n\n\ndef {name}_step(handle):\n    return handle\n"
+            files[f"{root}/{name}.py"] = (f"# Unlike {fn}, this keeps the handle as it is.\n\n\n"
+                                          f"def {name}_step(handle):\n    return handle\n")
     instruction = phrase(rng, [
         "Which modules under {root}/ call `{fn}(...)`? Leave out the file that defines it. List the paths, one per line.",
         "Find every file in {root}/ with a call to {fn}( — not its definition. Reply with the paths, one per line.",
