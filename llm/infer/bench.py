@@ -37,7 +37,7 @@ from llm.infer import kernels
 from llm.infer.drafters import ModelDrafter, PromptLookupDrafter
 from llm.infer.engine import Engine, decode_step, default_threads, prefill
 from llm.infer.guidance import Guidance, Guide, reply_grammar, tool_arguments_schema
-from llm.infer.inference_model import InferenceModel
+from llm.infer.inference_model import DTYPES, InferenceModel
 from llm.infer.perplexity import evaluate_perplexity
 from llm.infer.quantize import QuantConfig, quantize_model
 from llm.infer.sampling import SamplingParams, constrain
@@ -156,14 +156,19 @@ def bench_decode(
     gguf: str | None = None,
     prompt_file: str | None = None,
     guided: bool = False,
+    prefill_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """Prefill and decode tok/s, peak RSS; with a drafter also alpha and speedup; optionally vs
-    transformers; optionally the cost of guided (grammar-masked) decoding."""
+    """Prefill and decode tok/s, prefill GFLOP/s, peak RSS; with a drafter also alpha and speedup;
+    optionally vs transformers; optionally the cost of guided (grammar-masked) decoding; with a
+    bfloat16 prefill, float32 prefill of the same prompt beside it."""
     if draft and prompt_lookup:
         raise InferenceError("choose one drafter: --draft MODEL or --prompt-lookup")
     threads = threads or default_threads()
     ck = load_variant(model, quant, group_size)
     engine = make_engine(ck, dtype, threads)
+    if prefill_dtype not in DTYPES:
+        raise InferenceError(f"unsupported prefill dtype {prefill_dtype!r}; valid: {', '.join(DTYPES)}")
+    engine.model.prefill_dtype = DTYPES[prefill_dtype]
     speculative = bool(draft or prompt_lookup)
     prompt = copy_prompt(ck) if prompt_lookup and not prompt_file else text_prompt(ck, context, prompt_file)
     engine.check_prompt(prompt)
@@ -174,12 +179,15 @@ def bench_decode(
         "weight_mb": round(engine.model.weight_bytes / 1e6, 1),
         "prompt": prompt_file or ("copy a paragraph" if prompt_lookup else "sample.txt"),
         "prompt_tokens": len(prompt),
+        "prefill_dtype": prefill_dtype,
         "new_tokens": tokens,
         **_env(threads),
     }
     base = _median_runs(lambda: _timed_stream(engine, prompt, tokens), repeats)
     out.update({k: round(v, 2) for k, v in base.items() if k != "tokens"})
     out.update(_prefill_efficiency(engine.model, len(prompt), base["prefill_tok_s"], threads))
+    if prefill_dtype != "float32":
+        out.update(_float32_prefill_beside(engine, prompt, tokens, repeats, base["prefill_tok_s"]))
     if speculative:
         drafter = PromptLookupDrafter() if prompt_lookup else _model_drafter(draft, ck)
         decoders: list[SpeculativeDecoder] = []
@@ -241,6 +249,29 @@ def _prefill_efficiency(model: InferenceModel, n_tokens: int, tok_s: float, thre
         "prefill_share_of_fp32_peak_now": round(gflops / now["float32"], 3),
         "bench_matmul_bf16_gflops": round(cached / 1e9, 1) if cached else None,
         "prefill_share_of_bench_matmul_bf16": round(gflops * 1e9 / cached, 3) if cached else None,
+    }
+
+
+@torch.inference_mode()
+def _float32_prefill_beside(engine: Engine, prompt: list[int], tokens: int, repeats: int, tok_s: float) -> dict[str, Any]:
+    """The same prompt read with float32 prefill right after: speed ratio, last-position logits, greedy tokens."""
+    model, chosen = engine.model, engine.model.prefill_dtype
+    greedy = SamplingParams(max_tokens=tokens, ignore_eos=True)
+    results = {}
+    for dt in (chosen, torch.float32):
+        model.prefill_dtype = dt
+        logits = prefill(model, engine.new_cache(1, len(prompt) + 1), [prompt])[0]  # (V,)
+        results[dt] = (logits, engine.generate(prompt, greedy)[0].tokens)
+    exact = _median_runs(lambda: _timed_stream(engine, prompt, tokens), repeats)["prefill_tok_s"]
+    model.prefill_dtype = chosen
+    (fast_logits, fast_ids), (ref_logits, ref_ids) = results[chosen], results[torch.float32]
+    agree = next((i for i, (a, b) in enumerate(zip(fast_ids, ref_ids)) if a != b), min(len(fast_ids), len(ref_ids)))
+    return {
+        "float32_prefill_tok_s": round(exact, 2),
+        "prefill_speedup_vs_float32": round(tok_s / exact, 2),
+        "last_logits_max_rel_diff": round(float((fast_logits - ref_logits).abs().max() / ref_logits.abs().max()), 5),
+        "same_next_token": int(fast_logits.argmax()) == int(ref_logits.argmax()),
+        "greedy_tokens_equal_to_float32_prefill": f"{agree}/{len(ref_ids)}",
     }
 
 

@@ -120,9 +120,13 @@ def bench_decode_cmd(
     gguf: Optional[str] = typer.Option(None, help="GGUF file for --vs-transformers (default: the model's source)."),
     prompt_file: Optional[str] = typer.Option(None, help="Text file whose first --context tokens are the prompt."),
     guided: bool = typer.Option(False, "--guided", help="Also time decoding masked by a tool-call grammar."),
+    prefill_dtype: str = typer.Option(
+        "float32", help="bfloat16: read the prompt through bf16 GEMMs (float32 prefill is timed beside it)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Prefill/decode tok/s and peak RSS; speculative alpha and speedup; ratio vs transformers; guided cost.
+    """Prefill/decode tok/s, prefill GFLOP/s against the matmul peak, peak RSS; speculative alpha and speedup;
+    ratio vs transformers; guided cost.
 
     Example: llm bench decode smollm2-135m-instruct --quant 4 --tokens 128 --vs-transformers
     """
@@ -130,7 +134,7 @@ def bench_decode_cmd(
 
     result = bench_decode(
         model, quant, group_size, dtype, draft, prompt_lookup, gamma, adaptive, tokens, context, repeats, threads,
-        vs_transformers, gguf, prompt_file, guided=guided,
+        vs_transformers, gguf, prompt_file, guided=guided, prefill_dtype=prefill_dtype,
     )
     _print(result, as_json, "decode")
 

@@ -12,6 +12,11 @@ swapped in by `llm.infer.quantize`) and builds the same function with fewer, lar
 - RMSNorm, RoPE, SwiGLU and attention are single native calls (`llm.infer.kernels`), and
   grouped-query attention reads each K/V head once for its group of query heads instead
   of copying K/V per query head.
+- with `prefill_dtype=bfloat16`, rows of `PREFILL_GEMM_MIN_TOKENS` or more new tokens (a
+  prompt chunk, never a decoding step or a speculative check) go through bfloat16 GEMMs
+  (`LinearWeight.gemm_bf16`, a bf16 copy of each matrix made at first use) instead of the
+  GEMV-style kernels: prompt reading becomes compute-bound on the CPU's bf16 units. Keys
+  and values then carry bf16 rounding; decoding stays float32.
 
 The forward pass takes any cache implementing the model's `KVCacheLike` protocol (the static
 `KVCache`, the paged cache of the server) and explicit positions, so rows of a batch may sit
@@ -37,9 +42,13 @@ from llm.infer.linear_weight import FloatWeight, Int4Weight, Int8Weight, LinearW
 from llm.infer import kernels
 from llm.model import GPT, KVCacheLike, precompute_rope
 
-__all__ = ["InferenceModel", "SplitWeight", "linear_weight_of"]
+__all__ = ["InferenceModel", "SplitWeight", "linear_weight_of", "PREFILL_GEMM_MIN_TOKENS"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+# New tokens per row from which a pass is a prompt chunk for `prefill_dtype` (a decoding step
+# has 1, a speculative check at most 17).
+PREFILL_GEMM_MIN_TOKENS = 32
 
 
 class SplitWeight:
@@ -59,6 +68,9 @@ class SplitWeight:
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([p.matmul(x) for p in self.parts], dim=-1)
+
+    def gemm_bf16(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p.gemm_bf16(x) for p in self.parts], dim=-1)
 
 
 def _fuse(parts: list[LinearWeight]) -> LinearWeight | SplitWeight:
@@ -112,6 +124,7 @@ class InferenceModel:
         self.config = config
         self.tok_emb, self.layers, self.norm, self.lm_head = tok_emb, layers, norm, lm_head
         self.dtype = dtype
+        self.prefill_dtype = torch.float32  # bfloat16: prompt chunks through bf16 GEMMs (module docstring)
         self.rope_cos, self.rope_sin = precompute_rope(config.head_dim, config.max_seq_len, config.rope_base)
 
     @classmethod
@@ -198,10 +211,15 @@ class InferenceModel:
         by_position = cache is None or getattr(cache, "slot_is_position", False)
         limits = positions if cache is not None else torch.arange(T).expand(B, T)
         attend = getattr(cache, "attend", None)
+        gemm = self.prefill_dtype == torch.bfloat16 and T >= PREFILL_GEMM_MIN_TOKENS
+
+        def mm(w: LinearWeight | SplitWeight, h: torch.Tensor) -> torch.Tensor:
+            return w.gemm_bf16(h) if gemm else w.matmul(h)
+
         x = self.tok_emb.rows(tokens)  # (B, T, D)
         for i, layer in enumerate(self.layers):
             h = kernels.rms_norm(x, layer.attn_norm, eps)
-            qkv = layer.wqkv.matmul(h)  # (B, T, (H + 2K) * E)
+            qkv = mm(layer.wqkv, h)  # (B, T, (H + 2K) * E)
             kernels.rope_(qkv, positions, self.rope_cos, self.rope_sin, H + K, E)
             q = qkv[..., : H * E].view(B, T, H, E).transpose(1, 2)  # (B, H, T, E)
             k = qkv[..., H * E : (H + K) * E].view(B, T, K, E).transpose(1, 2)  # (B, K, T, E)
@@ -216,12 +234,12 @@ class InferenceModel:
                     y = kernels.attention(q, k, v, limits)  # (B, T, H, E)
                 else:
                     y = _sdpa(q, k, v, mask)  # (B, T, H, E)
-            x = x + layer.wo.matmul(y.reshape(B, T, H * E))
+            x = x + mm(layer.wo, y.reshape(B, T, H * E))
             h = kernels.rms_norm(x, layer.ffn_norm, eps)
             if layer.ffn is not None:
                 x = x + layer.ffn(h).float()
             else:
-                x = x + layer.w_down.matmul(kernels.silu_mul(layer.w_gate_up.matmul(h)))  # via (B, T, 2F)
+                x = x + mm(layer.w_down, kernels.silu_mul(mm(layer.w_gate_up, h)))  # via (B, T, 2F)
         if logits_at is not None:
             x = x[torch.arange(B), logits_at].unsqueeze(1)  # (B, 1, D)
         elif last_only:

@@ -40,6 +40,7 @@ __all__ = [
     "linear_float",
     "linear_int8",
     "linear_int4",
+    "linear_bf16_gemm",
     "dequantize_int8",
     "dequantize_int4",
     "unpack_int4",
@@ -176,6 +177,17 @@ def linear_float(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return y.view(*lead, w.shape[0])
 
 
+def linear_bf16_gemm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x (..., K) @ w (N, K) bfloat16 -> (..., N) float32, as one bfloat16 GEMM (oneDNN: AMX / AVX512-BF16).
+
+    For prompt chunks: many rows make the matmul compute-bound, where the bf16 units are
+    several times faster than float32 FMAs. Inputs are rounded to bf16; products
+    accumulate in float32.
+    """
+    x2, lead = _rows(x)
+    return F.linear(x2.to(torch.bfloat16), w).float().view(*lead, w.shape[0])
+
+
 def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """q (N, K) int8 with scale (N, K/G) float16 -> (N, K) float32."""
     N, K = q.shape
@@ -274,8 +286,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, limits: torch.T
     if ext is not None and q.dtype == k.dtype == v.dtype == torch.float32:
         return ext.attention(q, k, v, limits)
     S = k.shape[2]
-    mask = (torch.arange(S, device=q.device) <= limits.unsqueeze(-1)).unsqueeze(1)  # (B, 1, T, S)
-    y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask, enable_gqa=k.shape[1] != H)
+    k, v, gqa = k.to(q.dtype), v.to(q.dtype), k.shape[1] != H
+    if S >= T and torch.equal(limits, torch.arange(T, device=q.device).expand(B, T)):
+        # A whole prompt from position 0: plain causal attention over its own keys, which the
+        # flash kernel computes tile by tile (no T x T scores per head, upper triangle skipped).
+        y = F.scaled_dot_product_attention(q, k[:, :, :T], v[:, :, :T], is_causal=True, enable_gqa=gqa)
+    else:
+        mask = (torch.arange(S, device=q.device) <= limits.unsqueeze(-1)).unsqueeze(1)  # (B, 1, T, S)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
     return y.transpose(1, 2)  # (B, T, H, E)
 
 

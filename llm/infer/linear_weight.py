@@ -1,7 +1,8 @@
 """Weight matrices in the formats inference reads: float (fp32/bf16), int8 and packed int4.
 
 A `LinearWeight` is an (N, K) matrix used as x @ W^T (`matmul`) or as an embedding table
-(`rows`). The three formats share one small interface so the inference model can fuse
+(`rows`); `gemm_bf16` multiplies many rows at once (a prompt chunk) as one bfloat16 GEMM,
+with a bf16 copy of the matrix made at first use (bf16 matrices are used as they are). The three formats share one small interface so the inference model can fuse
 projections (`concat`), reorder output rows (`select_rows`) and save/load them by name:
 
     FloatWeight  w (N, K) float32 or bfloat16
@@ -37,6 +38,7 @@ class LinearWeight(Protocol):
     shape: tuple[int, int]
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor: ...  # (..., K) -> (..., N) float32
+    def gemm_bf16(self, x: torch.Tensor) -> torch.Tensor: ...  # the same through a bf16 GEMM
     def rows(self, ids: torch.Tensor) -> torch.Tensor: ...  # (...) -> (..., K) float32
     def dequantize(self) -> torch.Tensor: ...  # (N, K) float32
     def select_rows(self, index: torch.Tensor) -> "LinearWeight": ...
@@ -47,7 +49,18 @@ class LinearWeight(Protocol):
     def kind(self) -> str: ...
 
 
-class FloatWeight:
+class _Bf16Copy:
+    """`gemm_bf16` for any format: the matrix dequantized to bfloat16 once, kept for later chunks."""
+
+    _bf16: torch.Tensor | None = None
+
+    def gemm_bf16(self, x: torch.Tensor) -> torch.Tensor:
+        if self._bf16 is None:
+            self._bf16 = self.dequantize().to(torch.bfloat16).contiguous()
+        return kernels.linear_bf16_gemm(x, self._bf16)
+
+
+class FloatWeight(_Bf16Copy):
     """A plain float32 or bfloat16 matrix; bf16 halves the bytes a decode step reads."""
 
     def __init__(self, w: torch.Tensor) -> None:
@@ -66,6 +79,9 @@ class FloatWeight:
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         return kernels.linear_float(x, self.w)
 
+    def gemm_bf16(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.linear_bf16_gemm(x, self.w) if self.w.dtype == torch.bfloat16 else super().gemm_bf16(x)
+
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(ids, self.w).float()
 
@@ -83,7 +99,7 @@ class FloatWeight:
         return FloatWeight(torch.cat([p.w for p in parts]))
 
 
-class Int8Weight:
+class Int8Weight(_Bf16Copy):
     """int8 weights with a float16 scale per group of G columns (G = K: one scale per output row)."""
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor) -> None:
@@ -126,7 +142,7 @@ class Int8Weight:
         return Int8Weight(torch.cat([p.q for p in parts]), torch.cat([p.scale for p in parts]))
 
 
-class Int4Weight:
+class Int4Weight(_Bf16Copy):
     """4-bit weights, two per byte, with a float16 scale and min per group of G columns."""
 
     def __init__(self, p: torch.Tensor, scale: torch.Tensor, minv: torch.Tensor) -> None:

@@ -88,6 +88,13 @@ def run_agent_trace(cfg: AgentTraceConfig, json_out: bool = False) -> dict:
             for c in cfg.concurrency:
                 trace = _trace(cfg, salt=f"{'on' if cache_on is not False else 'off'}-c{c}-")
                 runs.append(asyncio.run(_measure(url, model, cfg, trace, c, cache_on)))
+                r = runs[-1]
+                print(  # progress on stderr: a full run takes a while without the cache
+                    f"prefix cache {_setting_name(cache_on)}, concurrency {c}: wall {r.wall_s:.1f}s, "
+                    f"hit rate {r.hit_rate:.1%}, TTFT step 1 {r.ttft_first_s}s, steps 2+ {r.ttft_later_p50_s}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     report = {
         "model": model,
         "trace": cfg.trace_file or f"synthetic, ~{cfg.system_tokens}-token system prompt",
@@ -101,6 +108,10 @@ def run_agent_trace(cfg: AgentTraceConfig, json_out: bool = False) -> dict:
     else:
         _print_table(report)
     return report
+
+
+def _setting_name(cache_on: bool | None) -> str:
+    return {True: "on", False: "off", None: "server's"}[cache_on]
 
 
 def _trace(cfg: AgentTraceConfig, salt: str) -> list[list[list[dict]]]:
@@ -218,9 +229,8 @@ def _print_table(report: dict) -> None:
         return "-" if v is None else f"{v:.2f}s"
 
     for r in report["runs"]:
-        setting = {True: "on", False: "off", None: "server's"}[r["prefix_cache"]]
         table.add_row(
-            setting, str(r["concurrency"]), str(r["errors"]), sec(r["wall_s"]), f"{r['hit_rate']:.1%}",
+            _setting_name(r["prefix_cache"]), str(r["concurrency"]), str(r["errors"]), sec(r["wall_s"]), f"{r['hit_rate']:.1%}",
             sec(r["ttft_first_s"]), sec(r["ttft_later_p50_s"]),
             "-" if r["later_vs_first"] is None else f"{r['later_vs_first']:.2f}",
             *[sec(v) for v in r["ttft_by_step_s"]] + ["-"] * (steps - len(r["ttft_by_step_s"])),

@@ -32,6 +32,9 @@ class ServeConfig(BaseModel):
     block_size: int = Field(16, ge=1, le=1024)
     max_model_len: int | None = Field(None, ge=2, description="Context limit (default: the model's).")
     max_prefill_tokens: int = Field(64, ge=16, description="Prompt tokens computed per engine step.")
+    prefill_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="bfloat16: prompt chunks of 32+ tokens through bf16 GEMMs (decoding stays float32)."
+    )
     prefix_cache: bool = Field(
         True, description="Reuse the KV blocks of earlier requests' common prefixes (automatic prefix caching)."
     )

@@ -21,7 +21,7 @@ from llm.errors import ConfigError, InferenceError
 from llm.generation import load_model, stop_ids
 from llm.infer.drafters import Drafter, ModelDrafter, PromptLookupDrafter, check_same_tokenizer
 from llm.infer.guidance import Guidance
-from llm.infer.inference_model import InferenceModel
+from llm.infer.inference_model import DTYPES, PREFILL_GEMM_MIN_TOKENS, InferenceModel
 from llm.infer.paged_kv import PagedKVCache
 from llm.infer.quantize import QuantConfig, is_quantized, quantize_model
 from llm.serve.app import create_app
@@ -130,16 +130,21 @@ def _inference_model(ck: Checkpoint, config: ServeConfig) -> InferenceModel:
     if config.quantize and not is_quantized(ck.model):
         quantize_model(ck.model, QuantConfig(bits=config.quantize))
     dtype = config.dtype or ("bfloat16" if ck.config.dtype == "bfloat16" else "float32")
-    return InferenceModel.from_gpt(ck.model, dtype=dtype)
+    net = InferenceModel.from_gpt(ck.model, dtype=dtype)
+    net.prefill_dtype = DTYPES[config.prefill_dtype]
+    return net
 
 
 @torch.inference_mode()
 def warm_up(engine: BatchEngine) -> None:
     """One forward pass before the port opens: the native kernels build on first use (once per
-    machine, cached), and /health must not say ready while that takes a minute."""
-    cache = engine.cache
-    cache.reserve(-1, 1)
+    machine, cached), and /health must not say ready while that takes a minute. With a bf16
+    prefill, a pass of a prompt chunk's length also makes the bf16 copies of the matrices."""
+    cache, net = engine.cache, engine.runner.model
+    chunked = getattr(net, "prefill_dtype", torch.float32) != torch.float32
+    n = min(PREFILL_GEMM_MIN_TOKENS, engine.max_model_len - 1) if chunked else 1
+    cache.reserve(-1, n)
     try:
-        forward_logits(engine.runner.model, torch.tensor([[0]]), torch.tensor([[0]]), cache.batch([-1]))
+        forward_logits(net, torch.zeros(1, n, dtype=torch.long), torch.arange(n).unsqueeze(0), cache.batch([-1]))
     finally:
         cache.free(-1)

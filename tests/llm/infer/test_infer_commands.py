@@ -26,6 +26,18 @@ def test_bench_decode_json(capsys, nano_checkpoint):
     assert out["prefill_share_of_fp32_peak_now"] == pytest.approx(out["prefill_gflops"] / peak["float32"], rel=0.05)
 
 
+def test_bench_decode_bf16_prefill_is_timed_beside_float32(capsys, nano_checkpoint):
+    out = run_json(
+        capsys,
+        ["bench", "decode", str(nano_checkpoint), "--tokens", "6", "--context", "40", "--repeats", "1",
+         "--prefill-dtype", "bfloat16", "--json"],
+    )
+    assert out["prefill_dtype"] == "bfloat16" and out["float32_prefill_tok_s"] > 0 and out["prefill_speedup_vs_float32"] > 0
+    assert 0 < out["last_logits_max_rel_diff"] < 0.05  # the bf16 GEMMs ran (not exact) and stayed close
+    done, total = map(int, out["greedy_tokens_equal_to_float32_prefill"].split("/"))
+    assert total == 6 and 0 <= done <= 6
+
+
 def test_prefill_flops_count_the_matmuls_the_causal_attention_and_one_head_row(nano_checkpoint):
     from llm.checkpoint import load_checkpoint
     from llm.infer.inference_model import InferenceModel
