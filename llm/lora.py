@@ -26,6 +26,7 @@ from llm.config import LORA_TARGETS, AdapterConfig
 __all__ = [
     "LoRALinear",
     "apply_lora",
+    "store_frozen_base",
     "merge_lora",
     "adapter_state",
     "base_state",
@@ -53,14 +54,38 @@ class LoRALinear(nn.Module):
         self.enabled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.weight)
+        w = self.weight
+        if w.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+            w = w.to(x.dtype)  # a base stored in bf16 for training (`store_frozen_base`), run outside autocast
+        y = F.linear(x, w)
         if not self.enabled:
             return y
-        return y + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scale  # (.., in) -> (.., r) -> (.., out)
+        h = F.linear(x, self.lora_A)  # (.., in) -> (.., r)
+        # y += s * h B^T inside the GEMM (beta = 1, alpha = s): a separate scale and add would each
+        # sweep the (.., out) output once more, which costs as much as the thin matmuls themselves.
+        # In-place is safe: the base matmul keeps its inputs for backward, not its output.
+        # NOTE: autocast does not reach in-place ops, so B is cast to the output's dtype here.
+        y.view(-1, self.out_features).addmm_(h.reshape(-1, h.shape[-1]), self.lora_B.to(y.dtype).t(), alpha=self.scale)
+        return y
 
     def delta(self) -> torch.Tensor:
         """The dense update s * B @ A, shape (out, in)."""
         return (self.lora_B.float() @ self.lora_A.float()) * self.scale
+
+
+def store_frozen_base(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """Keep every adapted layer's frozen weight in `dtype` (in place); returns {state-dict name: old dtype}.
+
+    Under bf16 autocast each frozen fp32 weight is cast to bf16 on every forward pass and the
+    copy is kept for the backward pass, so the step holds both; stored in bf16 there is one
+    copy at half the size and no cast. The matmuls see the same bf16 values as before.
+    """
+    old = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LoRALinear):
+            old[f"{name}.weight"] = module.weight.dtype
+            module.weight.data = module.weight.data.to(dtype)
+    return old
 
 
 def _targets(model: nn.Module, targets: list[str]) -> Iterator[tuple[nn.Module, str]]:

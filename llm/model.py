@@ -20,7 +20,9 @@ import torch.nn.functional as F
 
 from llm.config import ModelConfig
 
-__all__ = ["GPT", "KVCacheLike", "RMSNorm", "precompute_rope", "apply_rope"]
+__all__ = ["GPT", "KVCacheLike", "RMSNorm", "precompute_rope", "rope_tables", "apply_rope"]
+
+_SDPA_GQA = torch.__version__ >= "2.5"  # scaled_dot_product_attention(enable_gqa=...) exists
 
 
 class KVCacheLike(Protocol):
@@ -43,10 +45,82 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # NOTE: normalise in float32 even under bf16 autocast; the mean of squares underflows otherwise.
+        if torch.is_autocast_enabled(x.device.type):
+            # Only Linears read a norm's output, and autocast would cast it once per Linear
+            # (q, k and v: three copies, each kept for backward): return it in the autocast dtype.
+            return _RMSNormFn.apply(x, self.weight, self.eps, torch.get_autocast_dtype(x.device.type))
+        # NOTE: normalise in float32 even for bf16 weights; the mean of squares underflows otherwise.
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return xf.type_as(x) * self.weight
+
+
+# ---- autograd functions that keep less for backward -------------------------------------------
+# Each saves only what its backward cannot cheaply recompute; the plain expressions' autograd
+# graphs also keep intermediates of the size of the activations (a float32 normalised input per
+# norm, a rotated partner per q/k, silu(gate) per FFN: ~10 MB per layer of SmolLM2 at 1,024 tokens).
+
+
+class _RMSNormFn(torch.autograd.Function):
+    """w * x / rms(x) in float32, output in `dtype`; keeps x and 1/rms(x) only."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps, dtype):
+        xf = x.float()
+        rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)  # (.., 1)
+        ctx.save_for_backward(x, weight, rstd)
+        return (xf * rstd * weight).to(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, rstd = ctx.saved_tensors
+        xhat = x.float() * rstd
+        g = grad.float()
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            # d/dx of w * x * r(x), r = (mean(x^2) + eps)^-1/2:  r * (gw - xhat * mean(gw * xhat))
+            gw = g * weight
+            dx = (rstd * (gw - xhat * (gw * xhat).mean(-1, keepdim=True))).to(x.dtype)
+        if ctx.needs_input_grad[1]:
+            dw = (g * xhat).flatten(0, -2).sum(0).to(weight.dtype)
+        return dx, dw, None, None
+
+
+def _partner(x: torch.Tensor, interleaved: bool) -> torch.Tensor:
+    """The other member of each rotated pair: (2i, 2i+1) or (i, i + E/2). It is its own inverse."""
+    if interleaved:
+        return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    return x.roll(x.shape[-1] // 2, dims=-1)
+
+
+class _RopeFn(torch.autograd.Function):
+    """x * cos + partner(x) * sin; keeps nothing but the (shared) tables."""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin, interleaved):
+        ctx.save_for_backward(cos, sin)
+        ctx.interleaved = interleaved
+        return (x * cos + _partner(x, interleaved) * sin).type_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        # the rotation's transpose: g * cos + partner(g * sin), since partner is an involution
+        return (grad * cos + _partner(grad * sin, ctx.interleaved)).type_as(grad), None, None, None
+
+
+class _SwiGLUFn(torch.autograd.Function):
+    """silu(gate) * up; keeps gate and up and recomputes silu(gate) in backward."""
+
+    @staticmethod
+    def forward(ctx, gate, up):
+        ctx.save_for_backward(gate, up)
+        return F.silu(gate) * up
+
+    @staticmethod
+    def backward(ctx, grad):
+        gate, up = ctx.saved_tensors
+        return torch.ops.aten.silu_backward(grad * up, gate), grad * F.silu(gate)
 
 
 def precompute_rope(head_dim: int, max_len: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,16 +131,30 @@ def precompute_rope(head_dim: int, max_len: int, base: float) -> tuple[torch.Ten
     return freqs.cos().float(), freqs.sin().float()
 
 
+def rope_tables(
+    cos: torch.Tensor, sin: torch.Tensor, style: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-width tables for `apply_rope` from cos/sin rows (B or 1, T, E/2): (B or 1, 1, T, E) each.
+
+    The sign of the rotation is folded into `sin`, so rotating is two multiplies and an add
+    per element, with no strided slices (whose backward zero-fills a full-size buffer).
+    """
+    if style == "interleaved":  # pairs (2i, 2i+1)
+        cos = cos.repeat_interleave(2, dim=-1)
+        sin = torch.stack((-sin, sin), dim=-1).flatten(-2)
+    else:  # halves (i, i + E/2)
+        cos = torch.cat((cos, cos), dim=-1)
+        sin = torch.cat((-sin, sin), dim=-1)
+    return cos.to(dtype).unsqueeze(1), sin.to(dtype).unsqueeze(1)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, style: str) -> torch.Tensor:
-    """Rotate x (B, H, T, E) by position; cos/sin are (B or 1, 1, T, E/2)."""
-    if style == "interleaved":
-        x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, H, T, E/2) each
-        y1 = x1 * cos - x2 * sin
-        y2 = x1 * sin + x2 * cos
-        return torch.stack((y1, y2), dim=-1).flatten(-2).type_as(x)  # (B, H, T, E)
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
+    """Rotate x (B, H, T, E) by position with `rope_tables`' cos/sin (B or 1, 1, T, E).
+
+    y = x * cos + partner(x) * sin, where a coordinate's partner is the other member of its
+    rotated pair; in float32 this is bit-for-bit the textbook (x1 cos - x2 sin, x1 sin + x2 cos).
+    """
+    return _RopeFn.apply(x, cos, sin, style == "interleaved")
 
 
 class Attention(nn.Module):
@@ -98,21 +186,25 @@ class Attention(nn.Module):
         mask = attn_mask  # (B, 1, T, T) from packed training, or None
         if kv_cache is not None:
             k, v, mask = kv_cache.update(self.layer, k, v, positions)  # (B, K, S, E) each
+        gqa = {}
         if self.n_kv != self.n_heads:
-            rep = self.n_heads // self.n_kv
-            k = k.repeat_interleave(rep, dim=1)  # (B, H, S, E)
-            v = v.repeat_interleave(rep, dim=1)
+            if _SDPA_GQA:
+                gqa = {"enable_gqa": True}  # SDPA shares each K/V head with its query group, no copies
+            else:
+                rep = self.n_heads // self.n_kv
+                k = k.repeat_interleave(rep, dim=1)  # (B, H, S, E)
+                v = v.repeat_interleave(rep, dim=1)
         if mask is None:
             # Plain causal attention; with a cache that returned only past+current keys the
             # queries are the last T positions, so the causal mask must be bottom-right aligned.
             S = k.shape[2]
             if S == T:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1)
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, **gqa)
             else:
                 causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, **gqa)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, E)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **gqa)  # (B, H, T, E)
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H*E)
         return self.wo(y)
 
@@ -127,7 +219,7 @@ class FeedForward(nn.Module):
         self.w_down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_down(F.silu(self.w_gate(x)) * self.w_up(x))  # (B, T, D) via (B, T, F)
+        return self.w_down(_SwiGLUFn.apply(self.w_gate(x), self.w_up(x)))  # (B, T, D) via (B, T, F)
 
 
 class Block(nn.Module):
@@ -202,14 +294,20 @@ class GPT(nn.Module):
                 f"position {int(positions.max())} exceeds max_seq_len {self.config.max_seq_len}"
             )
         pos2d = positions if positions.dim() == 2 else positions.unsqueeze(0)  # (B or 1, T)
-        cos = self.rope_cos[pos2d].unsqueeze(1)  # (B or 1, 1, T, E/2)
-        sin = self.rope_sin[pos2d].unsqueeze(1)
+        device = idx.device.type
+        # Under autocast q and k are bf16: rotate them in bf16 rather than promoting to float32 and back.
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+        cos, sin = rope_tables(self.rope_cos[pos2d], self.rope_sin[pos2d], self.config.rope_style, dtype)
         attn_mask = None
+        x = self.tok_emb(idx)  # (B, T, D)
         if doc_ids is not None:
             same_doc = doc_ids.unsqueeze(-1) == doc_ids.unsqueeze(-2)  # (B, T, T)
             causal = torch.ones(T, T, dtype=torch.bool, device=idx.device).tril()
-            attn_mask = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
-        x = self.tok_emb(idx)  # (B, T, D)
+            allowed = (same_doc & causal).unsqueeze(1)  # (B, 1, T, T)
+            # Additive, in the dtype attention runs in: given a boolean mask, SDPA converts it in
+            # every layer and keeps each copy for backward (30 x 2 MB for SmolLM2 at 1,024 tokens).
+            act = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+            attn_mask = torch.zeros(allowed.shape, dtype=act, device=idx.device).masked_fill_(~allowed, float("-inf"))
         for block in self.blocks:
             x = block(x, cos, sin, positions, kv_cache, attn_mask)
         x = self.norm(x)

@@ -5,20 +5,38 @@ train_step`: autocast, fused AdamW, clipping, the summed cross-entropy) on rando
 batches, so what it measures is what `llm train pretrain` gets, minus data loading and
 logging. It reports the median and the best of several timed rounds because a shared
 machine makes single timings noisy; the load average is reported next to them.
+
+`nanogpt=DIR` times nanoGPT's `model.py` (a checkout the user points at; nothing of it is
+shipped here) in the same process, on the same token batches, shape, threads and autocast,
+with the step its `train.py` takes (forward, backward, clip 1.0, the AdamW its
+`configure_optimizers` builds, zero_grad), and again with the fused AdamW ours uses, so the
+optimizer's share of the difference is visible. Rounds alternate between the models so a
+change in machine load hits both.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import os
 import statistics
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from llm.errors import ConfigError
 from llm.train.config import load_train_config
 from llm.train.distributed import setup_distributed
-from llm.train.flops import flops_per_token, load_matmul_peak, measure_matmul_peak, save_matmul_peak
+from llm.train.flops import (
+    flops_per_token,
+    load_matmul_peak,
+    measure_matmul_peak,
+    save_matmul_peak,
+)
 from llm.train.loop import TrainLoop
 from llm.train.pretrain import TokenBatch, lm_loss_sum
 
@@ -44,6 +62,7 @@ def bench_train(
     rounds: int = 3,
     warmup: int = 2,
     overrides: list[str] | None = None,
+    nanogpt: Path | None = None,
 ) -> dict[str, Any]:
     """Tokens per second of full training steps (forward, backward, clip, AdamW) at one shape."""
     cfg = load_train_config(
@@ -90,19 +109,39 @@ def bench_train(
         flops_per_token=fpt,
         peak_flops=None,
     )
-    load = os.getloadavg()[0]
-    for _ in range(warmup):
+    def ours() -> None:
         loop.train_step()
         loop.stats.samples += batch_size
-    rates = []
+
+    contenders: dict[str, Callable[[], None]] = {"llm": ours}
+    if nanogpt is not None:
+        rows = data[:batch_size]  # (B, T+1): the batch our first step trains on
+        for name, fused in (("nanogpt", False), ("nanogpt_fused_adamw", True)):
+            contenders[name] = _nanogpt_step(nanogpt, model_cfg, seq_len, loop._autocast, rows, fused)
+    load = os.getloadavg()[0]
+    for step in contenders.values():
+        for _ in range(warmup):
+            step()
+    all_rates: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            loop.train_step()
-            loop.stats.samples += batch_size
-        rates.append(steps * batch_size * seq_len / (time.perf_counter() - t0))
+        for name, step in contenders.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            all_rates[name].append(steps * batch_size * seq_len / (time.perf_counter() - t0))
     peak = load_matmul_peak(precision)
+    rates = all_rates.pop("llm")
     median, best = statistics.median(rates), max(rates)
+    peers = {
+        name: {
+            "tok_per_s": statistics.median(r),
+            "tok_per_s_best": max(r),
+            "tok_per_s_rounds": r,
+            "mfu": statistics.median(r) * fpt / peak if peak else None,
+            "llm_speedup": median / statistics.median(r),
+        }
+        for name, r in all_rates.items()
+    }
     return {
         "preset": preset,
         "precision": precision,
@@ -118,4 +157,37 @@ def bench_train(
         "mfu": median * fpt / peak if peak else None,
         "matmul_peak_gflops": peak / 1e9 if peak else None,
         "load_avg_1m": load,
+        "load_avg_1m_end": os.getloadavg()[0],
+        **({"peers": peers} if peers else {}),
     }
+
+
+def _nanogpt_step(
+    checkout: Path, cfg, seq_len: int, autocast: Callable, rows: torch.Tensor, fused: bool
+) -> Callable[[], None]:
+    """One training step of nanoGPT's model.py at our shape, as its train.py takes it (eager)."""
+    source = Path(checkout) / "model.py"
+    if not source.is_file():
+        raise ConfigError(f"--vs-nanogpt {checkout}: no model.py there; point it at a nanoGPT checkout")
+    spec = importlib.util.spec_from_file_location("nanogpt_model", source)
+    module = importlib.util.module_from_spec(spec)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its parameter count and AdamW choice
+        spec.loader.exec_module(module)
+        conf = module.GPTConfig(block_size=seq_len, vocab_size=cfg.vocab_size, n_layer=cfg.n_layers,
+                                n_head=cfg.n_heads, n_embd=cfg.d_model, dropout=0.0, bias=False)
+        torch.manual_seed(0)
+        model = module.GPT(conf)
+        # Its configure_optimizers picks the fused kernel on CUDA only; `fused` swaps in ours for comparison.
+        opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cuda" if fused else "cpu")
+    x, y = rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
+
+    def step() -> None:
+        with autocast():
+            _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()  # one host sync per step, as ours
+
+    return step

@@ -1,4 +1,4 @@
-"""`llm train …`, `llm plot`, `llm bench train|matmul`, and the wiring of `llm data` and `llm experiment`.
+"""`llm train …`, `llm plot`, `llm bench train|matmul|sft`, and the wiring of `llm data` and `llm experiment`.
 
 Commands parse options into config overrides and call one library function; heavy imports
 (torch, matplotlib) happen inside the commands so `llm --help` stays fast.
@@ -100,15 +100,21 @@ def bench_train_cmd(
     seq_len: int = typer.Option(256, min=1),
     steps: int = typer.Option(5, min=1, help="Timed steps per round."),
     rounds: int = typer.Option(3, min=1, help="Timed rounds (the median is reported)."),
+    vs_nanogpt: Optional[Path] = typer.Option(
+        None, "--vs-nanogpt", help="A nanoGPT checkout: time its model.py beside ours, rounds alternating."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Training throughput: tok/s, model FLOP/s and MFU against the measured matmul peak.
 
-    Example: llm bench train --bf16
+    Example: llm bench train --bf16 --vs-nanogpt ~/src/nanoGPT
     """
     from llm.train.bench import DEFAULT_BENCH_PRESET, bench_train
 
-    r = bench_train(preset or DEFAULT_BENCH_PRESET, "bf16" if bf16 else "fp32", batch_size, seq_len, steps, rounds)
+    r = bench_train(
+        preset or DEFAULT_BENCH_PRESET, "bf16" if bf16 else "fp32", batch_size, seq_len, steps, rounds,
+        nanogpt=vs_nanogpt,
+    )
     if json_out:
         typer.echo(json.dumps(r))
         return
@@ -119,10 +125,12 @@ def bench_train_cmd(
         ("tok/s (median / best)", f"{r['tok_per_s']:,.0f} / {r['tok_per_s_best']:,.0f}"),
         ("model GFLOP/s", f"{r['gflops_per_s']:.1f}"),
         ("MFU", mfu),
-        ("load average (1 min)", f"{r['load_avg_1m']:.2f}"),
     ]
+    for name, p in r.get("peers", {}).items():
+        rows.append((f"{name} tok/s", f"{p['tok_per_s']:,.0f} / {p['tok_per_s_best']:,.0f}  (llm = {p['llm_speedup']:.2f}x)"))
+    rows.append(("load average (1 min)", f"{r['load_avg_1m']:.2f} -> {r['load_avg_1m_end']:.2f}"))
     for k, v in rows:
-        typer.echo(f"{k:24s} {v}")
+        typer.echo(f"{k:28s} {v}")
 
 
 def bench_matmul_cmd(json_out: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
@@ -142,8 +150,62 @@ def bench_matmul_cmd(json_out: bool = typer.Option(False, "--json", help="Print 
     typer.echo(f"{r['threads']} threads, load average {r['load_avg_1m']:.2f}; saved to {peak_file()}")
 
 
+def bench_sft_cmd(
+    model: str = typer.Option("smollm2-135m-instruct", "--model", "-m", help="Checkpoint path or pulled model name."),
+    lora: int = typer.Option(0, "--lora", min=0, help="LoRA rank (alpha 32, all seven targets); 0 = full fine-tune."),
+    vs_full: bool = typer.Option(False, "--vs-full", help="With --lora: also run the full fine-tune, with ratios."),
+    vs_trl: bool = typer.Option(False, "--vs-trl", help="Also run TRL's SFTTrainer (+ peft) on the same data."),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast."),
+    seq_len: int = typer.Option(1024, min=16),
+    batch_size: int = typer.Option(1, min=1),
+    grad_accum: int = typer.Option(4, min=1, help="Micro-batches per optimizer step."),
+    steps: int = typer.Option(3, min=1, help="Timed optimizer steps."),
+    warmup: int = typer.Option(1, min=0, help="Untimed optimizer steps first."),
+    packing: bool = typer.Option(True, "--packing/--no-packing", help="Best-fit packing (default) or padded rows."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """SFT throughput of the real step: supervised and all tokens/s, MFU, peak RSS (each run in a fresh process).
+
+    Example: llm bench sft --bf16 --lora 16 --vs-full --vs-trl
+    """
+    from llm.train.bench_sft import SFTBenchSpec, bench_sft
+
+    spec = SFTBenchSpec(
+        model=model, lora=lora, precision="bf16" if bf16 else "fp32", seq_len=seq_len, batch_size=batch_size,
+        grad_accum=grad_accum, steps=steps, warmup=warmup, packing=packing, threads=threads,
+    )
+    r = bench_sft(spec, vs_full=vs_full, vs_trl=vs_trl)
+    if json_out:
+        typer.echo(json.dumps(r))
+        return
+    runs = r["runs"]
+    rows = [
+        ("", [x["label"] for x in runs]),
+        ("supervised tok/s", [f"{x['supervised_tok_per_s']:,.0f}" for x in runs]),
+        ("tok/s", [f"{x['tok_per_s']:,.0f}" for x in runs]),
+        ("step s (median)", [f"{x['step_s_median']:.2f}" for x in runs]),
+        ("model GFLOP/s", [f"{x['gflops_per_s']:.1f}" for x in runs]),
+        ("MFU", [f"{x['mfu']:.1%}" if x["mfu"] is not None else "n/a" for x in runs]),
+        ("peak RSS MiB", [f"{x['peak_rss_mb']:,.0f}" for x in runs]),
+        ("trainable params", [f"{x['trainable_params'] / 1e6:.2f}M" for x in runs]),
+        ("load avg (1 min, end)", [f"{x['load_avg_1m']:.2f}" for x in runs]),
+    ]
+    for name, cells in rows:
+        typer.echo(f"{name:22s}" + "".join(f"{c:>16s}" for c in cells))
+    for name, value in r["ratios"].items():
+        typer.echo(f"{name:30s} {value:.2f}x")
+    peak = r["matmul_peak_gflops"]
+    typer.echo(
+        f"{r['model']}: {r['precision']}, batch {r['batch_size']} x {r['seq_len']} tokens"
+        f"{' packed' if r['packing'] else ' padded'}, accumulation {r['grad_accum']}, {r['steps']} timed steps; "
+        + (f"MFU against {peak:.0f} GFLOP/s" if peak else "MFU needs `llm bench matmul` first")
+        + f"; load average {r['load_avg_1m_start']:.2f} -> {r['load_avg_1m_end']:.2f}"
+    )
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add `data`, `train`, `experiment`, `plot` and `bench train|matmul` to the `llm` app."""
+    """Add `data`, `train`, `experiment`, `plot` and `bench train|matmul|sft` to the `llm` app."""
     from llm.data.commands import register as register_data
     from llm.experiments.commands import register as register_experiments
     from llm.train.finetune_commands import register as register_finetune
@@ -154,4 +216,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("plot")(plot_cmd)
     bench_app.command("train")(bench_train_cmd)
     bench_app.command("matmul")(bench_matmul_cmd)
+    bench_app.command("sft")(bench_sft_cmd)
     register_experiments(app, bench_app)

@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from llm.checkpoint import load_config, load_state_dict, make_meta, save_checkpoint
 from llm.config import ModelConfig
 from llm.errors import CheckpointError, ConfigError, TrainingError
+from llm.lora import store_frozen_base
 from llm.model import GPT
 from llm.tokenizer import Tokenizer
 from llm.train.config import TrainConfig
@@ -116,6 +117,9 @@ class TrainLoop:
     ) -> None:
         self.cfg, self.t = cfg, cfg.train
         self.model, self.model_config, self.tokenizer = model.to(dist.device), model_config, tokenizer
+        # Under LoRA the frozen base only ever feeds bf16 matmuls when autocast is on: store it in bf16
+        # (half the memory, no per-step cast); checkpoints get it back in its own dtype.
+        self.frozen_dtypes = store_frozen_base(self.model, torch.bfloat16) if cfg.train.precision == "bf16" else {}
         self.batches, self.loss_fn, self.evaluate_fn = batches, loss_fn, evaluate
         self.dist, self.run, self.stage = dist, run, stage
         self.total_steps = total_steps
@@ -183,7 +187,10 @@ class TrainLoop:
                     "rng_python": random.getstate(),
                 }
                 extra = {TRAIN_STATE_FILE: lambda p: torch.save(ts, p)}
-            save_checkpoint(path, self.model, self.model_config, self.tokenizer, meta, extra_files=extra)
+            weights: GPT | dict[str, torch.Tensor] = self.model
+            if self.frozen_dtypes:
+                weights = {k: v.to(self.frozen_dtypes.get(k, v.dtype)) for k, v in self.model.state_dict().items()}
+            save_checkpoint(path, weights, self.model_config, self.tokenizer, meta, extra_files=extra)
         self.dist.barrier()
         return path
 
