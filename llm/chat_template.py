@@ -20,7 +20,8 @@ exactly the layout it was trained on:
     <tool_response>{"name": "calculator", "content": "391"}</tool_response><|im_end|>
 
 The loss mask is 1 on what the assistant writes (its text, its tool calls and its closing
-`<|im_end|>`) and 0 elsewhere. This module knows messages and tokens; it knows nothing
+`<|im_end|>`) and 0 elsewhere, and 0 on an assistant message marked `"weight": 0` (OpenAI's
+fine-tuning format: kept as context, not learned). This module knows messages and tokens; it knows nothing
 about models, sampling or HTTP.
 """
 
@@ -165,13 +166,14 @@ def _segments(
         role = msg["role"]
         if role == "assistant":
             body = _assistant_body(msg, index, call_names)
+            learn = _weight(msg, index)
             segs += [
                 _Segment(IM_START, True, 0),
                 _Segment("assistant\n", False, 0),
                 # NOTE: encoded apart from the header, as at generation time, where the model's
                 # first token always follows the header's "\n" and can never merge with it.
-                _Segment(body, False, 1),
-                _Segment(IM_END, True, 1),
+                _Segment(body, False, learn),
+                _Segment(IM_END, True, learn),
                 _Segment("\n", False, 0),
             ]
             i += 1
@@ -188,6 +190,20 @@ def _segments(
     if add_generation_prompt:
         segs += [_Segment(IM_START, True, 0), _Segment("assistant\n", False, 0)]
     return segs
+
+
+def _weight(msg: dict, index: int) -> int:
+    """An assistant message's loss weight: OpenAI's fine-tuning `weight`, 1 (learn it) unless 0.
+
+    A weight of 0 keeps the message in the context but out of the loss: the slip a recovery
+    conversation starts from is something the model must read and fix, never imitate.
+    """
+    weight = msg.get("weight", 1)
+    if weight is None:  # Arrow fills a key some rows lack with None
+        return 1
+    if isinstance(weight, bool) or weight not in (0, 1):
+        raise TokenizerError(f"message {index} has weight {weight!r}; an assistant message's weight is 0 or 1")
+    return int(weight)
 
 
 def _turn(role: str, body: str) -> list[_Segment]:

@@ -110,7 +110,22 @@ async def rollout(episode: Episode, profile: AgentProfile, root: Path) -> Conver
     if missing:
         raise RolloutError(f"{where}: evidence {missing!r} never showed up in a tool observation")
     messages = [system, *transcript]
-    return Conversation(messages, agent.tool_schemas(), [assistant_positions[s] + 1 for s in first])
+    turn_index = [assistant_positions[s] + 1 for s in first]
+    _unlearn(messages, turn_index, episode.mistakes)
+    return Conversation(messages, agent.tool_schemas(), turn_index)
+
+
+def _unlearn(messages: list[dict], turn_index: list[int], mistakes: list[int]) -> None:
+    """Give the assistant messages of the plan's deliberate slips `weight: 0`.
+
+    The slip stays in the conversation (the model must learn to read its error and fix it)
+    but out of the SFT loss, so training never teaches the slip itself.
+    """
+    for k in mistakes:
+        end = turn_index[k + 1] if k + 1 < len(turn_index) else len(messages)
+        for m in messages[turn_index[k]:end]:
+            if m["role"] == "assistant":
+                m["weight"] = 0
 
 
 def _named(messages: list[dict]) -> list[dict]:

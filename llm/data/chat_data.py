@@ -183,6 +183,8 @@ def _check_messages(messages: list[dict], tools: list | None) -> None:
         if content is not None and not isinstance(content, (str, list)):
             raise _BadRow(f"message {j} content must be a string")
         if role == "assistant":
+            if m.get("weight", 1) not in (0, 1) or isinstance(m.get("weight"), bool):
+                raise _BadRow(f"message {j} has weight {m['weight']!r}; an assistant message's weight is 0 or 1")
             for call in m.get("tool_calls") or []:
                 fn = call.get("function", call) if isinstance(call, dict) else None
                 if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
@@ -203,8 +205,9 @@ def _check_messages(messages: list[dict], tools: list | None) -> None:
 
 def _check_sft(row: dict) -> None:
     _check_messages(row["messages"], row["tools"])
-    if not any(m["role"] == "assistant" and (m.get("content") or m.get("tool_calls")) for m in row["messages"]):
-        raise _BadRow("no assistant message: nothing to learn from")
+    if not any(m["role"] == "assistant" and (m.get("content") or m.get("tool_calls")) and m.get("weight", 1)
+               for m in row["messages"]):
+        raise _BadRow("no assistant message with weight 1: nothing to learn from")
 
 
 # ---- DPO formats --------------------------------------------------------------------------

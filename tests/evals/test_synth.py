@@ -139,6 +139,21 @@ def _steps(messages: list[dict]):
             yield message, results
 
 
+def test_deliberate_slips_are_context_never_targets(data):
+    rows, _ = data
+    slipped = set()
+    for row in rows:
+        family, profile = row["meta"]["family"], load_profile(row["meta"]["profile"])
+        episode = episode_for(family, row["meta"]["seed"], profile)
+        unlearned = [m for m in row["messages"] if m["role"] == "assistant" and m.get("weight") == 0]
+        assert bool(unlearned) == bool(episode.mistakes), family
+        for m in unlearned:  # a slip is a call, and the call after it (its fix) is learned
+            assert m.get("tool_calls"), family
+            slipped.add(family)
+        assert row["messages"][-1].get("weight", 1) == 1
+    assert slipped  # the recovery families are in the sample
+
+
 def test_a_call_that_failed_is_never_sent_again_unchanged(data):
     rows, _ = data
     for row in rows:

@@ -102,6 +102,19 @@ def test_mask_covers_exactly_the_assistant_spans(tok):
     assert mask[-1] == 0 and tok.decode(ids[-1:]) == "\n"
 
 
+def test_weight_zero_keeps_an_assistant_message_as_context_only(tok):
+    chat = [dict(m) for m in TOOL_CHAT]
+    chat[2]["weight"] = 0  # the tool call: read, not learned
+    ids, mask = render_chat(tok, chat, tools=[CALCULATOR])
+    assert ids == render_chat(tok, TOOL_CHAT, tools=[CALCULATOR])[0]  # the text is unchanged
+    assert masked_runs(tok, ids, mask) == ["17 × 23 = 391.<|im_end|>"]
+    chat[2]["weight"] = None  # Arrow's filler for a key other rows have: learned as usual
+    assert render_chat(tok, chat, tools=[CALCULATOR]) == render_chat(tok, TOOL_CHAT, tools=[CALCULATOR])
+    chat[2]["weight"] = 0.5
+    with pytest.raises(TokenizerError, match="message 2 has weight 0.5; an assistant message's weight is 0 or 1"):
+        render_chat(tok, chat, tools=[CALCULATOR])
+
+
 def test_assistant_text_and_tool_calls_together(tok):
     chat = [
         {"role": "user", "content": "Weather in Paris and Oslo?"},

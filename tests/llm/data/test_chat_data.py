@@ -106,6 +106,24 @@ def test_bad_rows_are_counted_with_row_numbers(tmp_path):
     assert len(loaded.rows) == 2 and [n for n, _ in loaded.bad] == [2, 4, 5]
 
 
+def test_weight_zero_survives_loading_and_leaves_the_loss(tok, tmp_path):
+    slip = {"role": "assistant", "content": "6*7=", "weight": 0}
+    row = {"messages": [{"role": "user", "content": "6*7?"}, slip, {"role": "user", "content": "again"},
+                        {"role": "assistant", "content": "42"}]}
+    plain = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    only_slip = {"messages": [{"role": "user", "content": "hi"}, slip]}
+    bad = {"messages": [{"role": "user", "content": "hi"}, {**slip, "weight": 2}]}
+    f = tmp_path / "rows.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in [row, plain, only_slip, bad]))
+    loaded = load_sft_rows(f, skip_bad=True)  # through Arrow: rows without "weight" get None, dropped on load
+    assert loaded.bad == [(3, "no assistant message with weight 1: nothing to learn from"),
+                          (4, "message 1 has weight 2; an assistant message's weight is 0 or 1")]
+    first, second = loaded.rows
+    assert "weight" not in second["messages"][1]
+    ids, mask = render_chat(tok, first["messages"], first["tools"])
+    assert supervised_runs(tok, ids, mask) == ["42<|im_end|>"]
+
+
 def test_unknown_format_and_unreadable_files(tmp_path):
     with pytest.raises(DataError, match="unknown SFT format 'chatml'"):
         load_sft_rows(SAMPLES / "sft-messages.jsonl", "chatml")
