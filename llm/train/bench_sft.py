@@ -11,8 +11,9 @@ Rates count real tokens (padding excluded) of the timed steps, after warm-up ste
 are medians over those steps (one step slowed by another process does not move them). MFU
 divides the FLOPs the step needs by the matmul peak `llm bench matmul` measured: 6 per
 weight and token for trained matrices, 4 for frozen ones (no weight gradient), the output
-head only at supervised positions (the SFT loss runs it there alone), plus attention's
-12·L·D·T (the convention of `llm.train.flops`). This module knows nothing about the CLI.
+head only at supervised positions (the SFT loss runs it there alone), and attention within
+each document, 12·L·D per query-key pair (the convention of `llm.train.flops`, which counts
+a whole window as one document). This module knows nothing about the CLI.
 """
 
 from __future__ import annotations
@@ -54,18 +55,20 @@ class SFTBenchSpec:
         return f"{self.impl} " + (f"LoRA r{self.lora}" if self.lora else "full")
 
 
-def sft_step_flops(cfg, tokens: int, supervised: int, seq_len: int, adapter_weights: int = 0) -> float:
+def sft_step_flops(cfg, tokens: int, supervised: int, attended: int, adapter_weights: int = 0) -> float:
     """FLOPs a fine-tuning step needs for `tokens` real tokens of which `supervised` carry a loss.
 
-    `adapter_weights` > 0 means LoRA: the base is frozen (forward and input gradient only,
-    4 FLOPs per weight and token) and the adapters' weights train (6 each).
+    `attended` is the sum over documents of length^2: a token attends within its own document
+    only (12 * L * D per query-key pair, forward and backward, the convention of
+    `llm.train.flops`). `adapter_weights` > 0 means LoRA: the base is frozen (forward and
+    input gradient only, 4 FLOPs per weight and token) and the adapters' weights train (6 each).
     """
     head = cfg.vocab_size * cfg.d_model
     body = cfg.num_params() - head * (1 if cfg.tie_embeddings else 2)  # the input embedding is a lookup
-    attention = 12.0 * cfg.n_layers * cfg.d_model * seq_len
+    attention = 12.0 * cfg.n_layers * cfg.d_model * attended
     if not adapter_weights:
-        return tokens * (6.0 * body + attention) + supervised * 6.0 * head
-    return tokens * (4.0 * body + attention + 6.0 * adapter_weights) + supervised * 4.0 * head
+        return tokens * 6.0 * body + supervised * 6.0 * head + attention
+    return tokens * (4.0 * body + 6.0 * adapter_weights) + supervised * 4.0 * head + attention
 
 
 def _measure_llm(spec: SFTBenchSpec) -> dict[str, Any]:
@@ -106,11 +109,13 @@ def _measure_llm(spec: SFTBenchSpec) -> dict[str, Any]:
     rows_needed = total_steps * spec.grad_accum * spec.batch_size
     examples = bench_examples(tok, template_of(config), spec.seq_len, rows_needed * spec.seq_len)
     rows = PackedRows(examples, spec.seq_len, spec.packing, tok.special_tokens.get(config.eos_token, 0))
-    real = [0]  # real (non-padding) tokens handed out so far
+    handed = [0, 0]  # real (non-padding) tokens and the sum of squared document lengths so far
 
     def batches(first: int, size: int):
         picked = [(first + j) % len(rows) for j in range(size)]
-        real[0] += sum(len(rows.examples[i].ids) for r in picked for i in rows.rows[r])
+        lengths = [len(rows.examples[i].ids) for r in picked for i in rows.rows[r]]
+        handed[0] += sum(lengths)
+        handed[1] += sum(n * n for n in lengths)
         return rows.batch(picked)
 
     dist = setup_distributed(cfg.train.device, cfg.train.threads)
@@ -121,12 +126,13 @@ def _measure_llm(spec: SFTBenchSpec) -> dict[str, Any]:
     )
     losses, steps = [], []
     for step in range(total_steps):
-        t0, real0 = time.perf_counter(), real[0]
+        t0, (tokens0, attended0) = time.perf_counter(), handed
         loss, _ = loop.train_step()
         loop.stats.samples += loop.samples_per_step
         losses.append(loss)
         if step >= spec.warmup:
-            steps.append(TimedStep(time.perf_counter() - t0, real[0] - real0, int(loop.last_targets)))
+            seconds = time.perf_counter() - t0
+            steps.append(TimedStep(seconds, handed[0] - tokens0, int(loop.last_targets), handed[1] - attended0))
     adapted = [m for m in loop.model.modules() if isinstance(m, LoRALinear)]
     adapter_weights = sum(spec.lora * (m.in_features + m.out_features) for m in adapted)
     return {
@@ -134,7 +140,7 @@ def _measure_llm(spec: SFTBenchSpec) -> dict[str, Any]:
         "trainable_params": start.trainable,
         "adapted_layers": len(adapted),
         "threads": torch.get_num_threads(),
-        **step_rates(steps, config, spec.seq_len, adapter_weights, losses),
+        **step_rates(steps, config, adapter_weights, losses),
     }
 
 
@@ -143,11 +149,12 @@ class TimedStep:
     seconds: float
     tokens: int  # real (non-padding) tokens
     supervised: int  # tokens with a loss
+    attended: int  # sum over documents of length^2
 
 
-def step_rates(steps: list[TimedStep], cfg, seq_len: int, adapter_weights: int, losses: list[float]) -> dict[str, Any]:
+def step_rates(steps: list[TimedStep], cfg, adapter_weights: int, losses: list[float]) -> dict[str, Any]:
     """Medians over the timed steps (one slow step on a shared machine does not move them), and totals."""
-    flops = [sft_step_flops(cfg, s.tokens, s.supervised, seq_len, adapter_weights) for s in steps]
+    flops = [sft_step_flops(cfg, s.tokens, s.supervised, s.attended, adapter_weights) for s in steps]
     return {
         "step_s": [s.seconds for s in steps],
         "step_s_median": statistics.median(s.seconds for s in steps),

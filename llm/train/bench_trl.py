@@ -114,15 +114,15 @@ def measure_trl(spec) -> dict[str, Any]:
         )
         trainer = trl.SFTTrainer(model=model, args=args, train_dataset=data,
                                  processing_class=AutoTokenizer.from_pretrained(spec.hf_dir), peft_config=peft_config)
-        counts = {"tokens": 0, "supervised": 0}
+        counts = {"tokens": 0, "supervised": 0, "attended": 0}
         trainer.data_collator = _counting(trainer.data_collator, counts)
         clock = _step_clock(TrainerCallback, counts)
         trainer.add_callback(clock)
         trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     first = clock.marks[spec.warmup - 1] if spec.warmup else clock.start
-    timed = clock.marks[spec.warmup:]  # (time, tokens, supervised) at the ends of the timed steps
-    steps = [TimedStep(b[0] - a[0], b[1] - a[1], b[2] - a[2]) for a, b in zip([first] + timed[:-1], timed)]
+    timed = clock.marks[spec.warmup:]  # (time, tokens, supervised, attended) at the ends of the timed steps
+    steps = [TimedStep(*(y - x for x, y in zip(a, b))) for a, b in zip([first] + timed[:-1], timed)]
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     return {
         "params": sum(p.numel() for p in trainer.model.parameters()),
@@ -130,7 +130,7 @@ def measure_trl(spec) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "versions": {"trl": trl.__version__, "transformers": transformers.__version__,
                      **({"peft": peft.__version__} if spec.lora else {})},
-        **step_rates(steps, config, spec.seq_len, trainable if spec.lora else 0, losses),
+        **step_rates(steps, config, trainable if spec.lora else 0, losses),
     }
 
 
@@ -140,11 +140,19 @@ def _scratch():
     return tempfile.TemporaryDirectory(prefix="llm-bench-trl-")
 
 
+def _doc_lengths(batch) -> list[int]:
+    if "attention_mask" in batch:  # padded rows, one example each
+        return batch["attention_mask"].sum(-1).tolist()
+    starts = (batch["position_ids"].flatten() == 0).nonzero().flatten().tolist()  # padding-free: restarts
+    return [b - a for a, b in zip(starts, starts[1:] + [batch["position_ids"].numel()])]
+
+
 def _counting(collate, counts: dict[str, int]):
     def wrapped(features):
         batch = collate(features)
-        mask = batch.get("attention_mask")
-        counts["tokens"] += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        lengths = _doc_lengths(batch)
+        counts["tokens"] += sum(lengths)
+        counts["attended"] += sum(n * n for n in lengths)
         counts["supervised"] += int((batch["labels"][..., 1:] != -100).sum())  # HF shifts labels by one
         return batch
 
@@ -156,13 +164,17 @@ def _step_clock(base: type, counts: dict[str, int]):
 
     class StepClock(base):
         def __init__(self) -> None:
-            self.start = (time.perf_counter(), 0, 0)
-            self.marks: list[tuple[float, int, int]] = []
+            self.start = self._now()
+            self.marks: list[tuple[float, int, int, int]] = []
+
+        @staticmethod
+        def _now() -> tuple[float, int, int, int]:
+            return time.perf_counter(), counts["tokens"], counts["supervised"], counts["attended"]
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.start = (time.perf_counter(), counts["tokens"], counts["supervised"])
+            self.start = self._now()
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.marks.append((time.perf_counter(), counts["tokens"], counts["supervised"]))
+            self.marks.append(self._now())
 
     return StepClock()

@@ -42,12 +42,14 @@ def test_synthetic_rows_render_tool_calls_with_the_shared_renderer(chat_ckpt):
 def test_step_flops_count_the_head_at_supervised_positions_and_no_weight_gradient_under_lora(chat_ckpt):
     cfg = load_config(chat_ckpt)
     head = cfg.vocab_size * cfg.d_model
-    full = sft_step_flops(cfg, tokens=100, supervised=100, seq_len=64)
-    assert full == pytest.approx(100 * flops_per_token(cfg, 64))  # every position supervised: the usual count
+    full = sft_step_flops(cfg, tokens=128, supervised=128, attended=2 * 64 * 64)
+    assert full == pytest.approx(128 * flops_per_token(cfg, 64))  # two whole 64-token windows: the usual count
     body = cfg.num_params() - head
-    assert sft_step_flops(cfg, 100, 40, 64) == pytest.approx(full - 60 * 6 * head)
-    lora = sft_step_flops(cfg, 100, 40, 64, adapter_weights=1000)
-    assert lora == pytest.approx(100 * (4 * body + 12 * cfg.n_layers * cfg.d_model * 64 + 6 * 1000) + 40 * 4 * head)
+    attention = 12 * cfg.n_layers * cfg.d_model * (100 * 100 + 28 * 28)
+    assert sft_step_flops(cfg, 128, 40, 100 * 100 + 28 * 28) == pytest.approx(
+        128 * 6 * body + 40 * 6 * head + attention)
+    lora = sft_step_flops(cfg, 128, 40, 100 * 100 + 28 * 28, adapter_weights=1000)
+    assert lora == pytest.approx(128 * (4 * body + 6 * 1000) + 40 * 4 * head + attention)
 
 
 def _bench(capsys, *args: str) -> str:
