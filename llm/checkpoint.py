@@ -249,7 +249,7 @@ def load_checkpoint(
     if meta.get("quantization"):
         # Quantized modules live in llm.infer, which builds on this module, not the other way round.
         raise CheckpointError(
-            f"{path} is a quantized checkpoint ({meta['quantization']}); load it with llm.generation.load_model "
+            f"{path} is a quantized checkpoint ({meta['quantization']}); load it with llm.infer.loading.load_model "
             "(what llm generate / llm serve use)"
         )
     try:

@@ -93,7 +93,7 @@ def generate(
       llm generate smollm2-135m-instruct --chat "What is the capital of France?"
       llm generate smollm2-135m-instruct -p "def fib(n):" --temperature 0.7 --top-k 40 --stop "\\n\\n" --stream
     """
-    from llm.generation import generate_text
+    from llm.infer.generate import generate_text
 
     if (prompt is None) == (chat is None):
         raise LLMError("give exactly one of --prompt TEXT or --chat TEXT")

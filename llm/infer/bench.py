@@ -32,12 +32,12 @@ import torch
 from llm.chat_template import ChatTemplate, parse_tool_calls, render_chat
 from llm.checkpoint import Checkpoint
 from llm.errors import InferenceError
-from llm.generation import load_model, make_engine
 from llm.infer import kernels
 from llm.infer.drafters import ModelDrafter, PromptLookupDrafter
 from llm.infer.engine import Engine, decode_step, default_threads, prefill
 from llm.infer.guidance import Guidance, Guide, reply_grammar, tool_arguments_schema
 from llm.infer.inference_model import DTYPES, InferenceModel
+from llm.infer.loading import load_model, make_engine, prompt_ids
 from llm.infer.perplexity import evaluate_perplexity
 from llm.infer.quantize import QuantConfig, quantize_model
 from llm.infer.sampling import SamplingParams, constrain
@@ -101,8 +101,6 @@ def copy_prompt(ck: Checkpoint) -> list[int]:
     """
     para = SAMPLE_TEXT.read_text().split("\n\n")[2]
     if "<|im_start|>" in ck.tokenizer.special_tokens:
-        from llm.generation import prompt_ids
-
         ids = prompt_ids(ck, chat=f"Copy the following paragraph word for word:\n\n{para}")
     else:
         ids = ck.tokenizer.encode(f"{para}\n\n{para}\n\n{para[:80]}")

@@ -87,7 +87,7 @@ def ppl_cmd(
     Example: llm eval ppl smollm2-135m-instruct --data notes.txt
     """
     from llm.errors import DataError
-    from llm.generation import make_engine
+    from llm.infer.loading import make_engine
     from llm.infer.bench import load_variant
     from llm.infer.perplexity import evaluate_perplexity
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from llm.chat_template import ChatTemplate
 from llm.checkpoint import Checkpoint
 from llm.errors import ConfigError, InferenceError
-from llm.generation import load_model, stop_ids
+from llm.infer.loading import load_model, stop_ids
 from llm.infer.drafters import Drafter, ModelDrafter, PromptLookupDrafter, check_same_tokenizer
 from llm.infer.guidance import Guidance
 from llm.infer.inference_model import DTYPES, PREFILL_GEMM_MIN_TOKENS, InferenceModel

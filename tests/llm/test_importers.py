@@ -6,7 +6,7 @@ import torch
 
 from llm.chat_template import ChatTemplate, render_chat
 from llm.errors import UnsupportedModel
-from llm.generation import generate_text
+from llm.infer.generate import generate_text
 from llm.hub import REGISTRY, source_file
 from llm.importers import import_gguf, import_hf
 

@@ -82,7 +82,8 @@ def test_generation_stops_at_the_models_maximum_context(make_model):
 
 
 def test_generate_text_uses_the_chat_template_and_streams(nano_checkpoint):
-    from llm.generation import generate_text, load_model
+    from llm.infer.generate import generate_text
+    from llm.infer.loading import load_model
 
     ck = load_model(str(nano_checkpoint))
     pieces = []
@@ -92,7 +93,8 @@ def test_generate_text_uses_the_chat_template_and_streams(nano_checkpoint):
 
 @pytest.mark.model
 def test_smollm2_answers_with_every_weight_format(smollm2):
-    from llm.generation import generate_text, make_engine, prompt_ids
+    from llm.infer.generate import generate_text
+    from llm.infer.loading import make_engine, prompt_ids
 
     assert generate_text(smollm2, chat="What is the capital of France?") == "The capital of France is Paris."
     ids = prompt_ids(smollm2, chat="What is the capital of France?")

@@ -123,9 +123,9 @@ def test_gguf_import_keeps_the_files_bits(tmp_path):
 def test_plain_checkpoint_loader_names_the_loader_for_a_quantized_dir(nano_checkpoint, tmp_path):
     from llm.checkpoint import load_checkpoint
     from llm.errors import CheckpointError
-    from llm.generation import load_model
+    from llm.infer.loading import load_model
 
     out = quantize_checkpoint(nano_checkpoint, tmp_path / "q8", QuantConfig(8))
-    with pytest.raises(CheckpointError, match="quantized checkpoint.*llm.generation.load_model"):
+    with pytest.raises(CheckpointError, match="quantized checkpoint.*llm.infer.loading.load_model"):
         load_checkpoint(out)
     assert is_quantized_checkpoint(load_model(str(out)).path)  # the general loader takes it

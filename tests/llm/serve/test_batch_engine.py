@@ -5,7 +5,7 @@ import queue
 import pytest
 import torch
 
-from llm.generation import stop_ids
+from llm.infer.loading import stop_ids
 from llm.infer.inference_model import InferenceModel
 from llm.serve.batch_engine import BatchEngine, QueueFull
 from llm.infer.sampling import SamplingParams

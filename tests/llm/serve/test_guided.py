@@ -14,7 +14,7 @@ from serve_testkit import QUESTION, SYSTEM, run_concurrently, running_server, tr
 
 from llm.checkpoint import load_checkpoint, make_meta, save_checkpoint
 from llm.config import load_preset
-from llm.generation import stop_ids
+from llm.infer.loading import stop_ids
 from llm.infer.guidance import Guidance, reply_grammar, tool_arguments_schema
 from llm.infer.sampling import constrain
 from llm.model import GPT

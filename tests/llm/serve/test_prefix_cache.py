@@ -10,7 +10,7 @@ import torch
 from serve_testkit import running_server
 from test_batch_engine import PROMPTS, reference
 
-from llm.generation import stop_ids
+from llm.infer.loading import stop_ids
 from llm.infer.inference_model import InferenceModel
 from llm.infer.sampling import SamplingParams
 from llm.serve.batch_engine import BatchEngine

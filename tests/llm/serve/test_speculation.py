@@ -6,7 +6,7 @@ import httpx
 from serve_testkit import running_server
 
 from llm.checkpoint import load_checkpoint
-from llm.generation import stop_ids
+from llm.infer.loading import stop_ids
 from llm.infer.drafters import ModelDrafter, PromptLookupDrafter
 from llm.infer.inference_model import InferenceModel
 from llm.infer.sampling import SamplingParams

@@ -1,21 +1,21 @@
-"""Text in, text out: load a model by name or path, render the prompt, generate, detokenize.
+"""From a name or path to a ready engine: load a checkpoint, build its engine, its prompt ids.
 
-The glue between the tokenizer/chat template and the inference engine (`llm.infer`), used
-by `llm generate`. Float and quantized checkpoints load the same way.
+`load_model` takes a checkpoint path or a pulled name (`llm.hub`); float and quantized
+checkpoints load the same way. `make_engine` wraps a loaded checkpoint in an `Engine` with
+the ids that end a reply (`stop_ids`); `prompt_ids` turns raw text, or one chat message
+rendered with the model's template, into the ids to generate from. Used by `llm generate`,
+the benchmarks and `llm serve`. Knows nothing about sampling or HTTP.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 from llm.chat_template import ChatTemplate, render_chat
 from llm.checkpoint import Checkpoint, load_checkpoint, load_config
 from llm.hub import resolve_model
 from llm.infer.engine import Engine
 from llm.infer.quantized_checkpoint import is_quantized_checkpoint, load_quantized
-from llm.infer.sampling import SamplingParams
 
-__all__ = ["load_model", "generate_text", "stop_ids", "make_engine"]
+__all__ = ["load_model", "make_engine", "stop_ids", "prompt_ids"]
 
 
 def load_model(name_or_path: str, dtype: str | None = None, device: str = "cpu") -> Checkpoint:
@@ -47,42 +47,3 @@ def prompt_ids(ck: Checkpoint, prompt: str | None = None, chat: str | None = Non
     template = ChatTemplate(ck.config.chat_template, ck.config.default_system)
     ids, _ = render_chat(ck.tokenizer, messages, add_generation_prompt=True, template=template)
     return ids
-
-
-def generate_text(
-    model: str | Checkpoint,
-    prompt: str | None = None,
-    chat: str | None = None,
-    system: str | None = None,
-    max_tokens: int = 128,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    seed: int | None = None,
-    dtype: str | None = None,
-    on_text: Callable[[str], None] | None = None,
-    top_k: int = 0,
-    min_p: float = 0.0,
-    repetition_penalty: float = 1.0,
-    stop: list[str] | None = None,
-) -> str:
-    ck = model if isinstance(model, Checkpoint) else load_model(model, dtype=dtype)
-    engine = make_engine(ck, dtype)
-    params = SamplingParams(
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-        max_tokens=max_tokens,
-        stop=stop or [],
-        seed=seed,
-    )
-    ids = prompt_ids(ck, prompt, chat, system)
-    if on_text is None:
-        return engine.generate(ids, params)[0].text or ""
-    pieces = []
-    for event in engine.stream(ids, params):
-        if event.text:
-            on_text(event.text)
-            pieces.append(event.text)
-    return "".join(pieces)
