@@ -49,6 +49,7 @@ __all__ = ["Agent", "Limits", "RunResult", "STATUSES"]
 STATUSES = ("submitted", "limits_exceeded", "gave_up", "format_error", "error")
 _PATH_TOOLS = ("read_file", "write_file", "edit_file")
 _MAX_OVERFLOWS = 3
+_UNRECORDED = ("text", "model_tokens")  # streamed deltas and counts are not worth a trajectory line each
 
 
 @dataclass
@@ -214,8 +215,9 @@ class Agent:
     async def _complete(self, prompt: list[dict], tools: list[dict]) -> AssistantTurn:
         if not self.profile.loop.native_tools:
             prompt = to_text_protocol(prompt)
-        if self.on_event is not None and getattr(self.model, "streams", False):
-            return await self.model.complete(prompt, tools, on_text=lambda delta: self._emit_raw({"type": "text", "delta": delta}))
+        if getattr(self.model, "streams", False):
+            on_text = (lambda delta: self._emit_raw({"type": "text", "delta": delta})) if self.on_event else None
+            return await self.model.complete(prompt, tools, on_text=on_text, on_event=self._emit_raw)
         return await self.model.complete(prompt, tools)
 
     async def _handle(self, turn: AssistantTurn, state: "_TurnState", policy: FailurePolicy, executor: ToolExecutor) -> None:
@@ -300,7 +302,7 @@ class Agent:
         self._emit_raw({"type": type, **data})
 
     def _emit_raw(self, event: dict) -> None:
-        if event["type"] != "text":  # streamed deltas are not worth a trajectory line each
+        if event["type"] not in _UNRECORDED:
             data = {k: v for k, v in event.items() if k != "type"}
             self.trajectory.add(event["type"], **data)
         if self.on_event is not None:

@@ -18,6 +18,7 @@ __all__ = [
     "ProfileError",
     "ToolError",
     "SandboxViolation",
+    "Declined",
     "SessionError",
 ]
 
@@ -57,7 +58,8 @@ class ToolError(IclawError):
     """A tool could not do what it was asked; `kind` tells the failure policy how to react.
 
     kind: "transient" (retry may help), "invalid_arguments" (the model must fix the call),
-    "denied" (sandbox or permissions said no), "permanent" (anything else).
+    "denied" (sandbox or permissions said no), "declined" (the user said no when asked),
+    "permanent" (anything else).
     """
 
     def __init__(self, message: str, kind: str = "permanent") -> None:
@@ -70,6 +72,13 @@ class SandboxViolation(ToolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, kind="denied")
+
+
+class Declined(ToolError):
+    """The user answered no to an approval question: their decision, not a failure of the tool."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kind="declined")
 
 
 class SessionError(IclawError):

@@ -18,6 +18,7 @@ from typing import Callable
 import anyio
 
 from iclaw.providers.turn import ToolCall
+from iclaw.tools.permissions import user_wait
 from iclaw.tools.registry import ToolRegistry
 from iclaw.tools.tool import ToolResult
 
@@ -85,8 +86,9 @@ class ToolExecutor:
         return round(time.perf_counter() - self.started, 4)
 
     async def _run_one(self, index: int, call: ToolCall) -> ToolResult:
+        tool = self.registry.get(call.name)
         self.on_event({"type": "tool_start", "index": index, "id": call.id, "name": call.name,
-                       "arguments": call.arguments, "t_abs": self._now()})
+                       "arguments": call.arguments, "read_only": tool is None or tool.read_only, "t_abs": self._now()})
         attempt = 0
         while True:
             attempt += 1
@@ -110,7 +112,9 @@ class ToolExecutor:
             return ToolResult(ok=False, content=f"{call.name}: {call.parse_error}.{schema}", error_kind="invalid_arguments")
         started = time.perf_counter()
         try:
-            with anyio.fail_after(self.timeout_s):
+            # The user's think time over an approval pushes the deadline back (see UserWait).
+            with user_wait() as wait, anyio.fail_after(self.timeout_s) as scope:
+                wait.scopes.append(scope)
                 return await self.registry.call(call.name, call.arguments)
         except TimeoutError:
             return ToolResult(

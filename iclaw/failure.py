@@ -6,7 +6,9 @@ Per failed call, by kind (see `iclaw.tools.tool`):
 - invalid_arguments: the model gets the validation error with the schema and fixes the
   call — only a repeat of the same invalid call escalates;
 - permanent / denied: **replan** — the agent injects a message summarising what failed
-  and asks for a new plan, which is pinned in memory.
+  and asks for a new plan, which is pinned in memory;
+- declined (the user said no when asked): the user's decision, not a failure — the model
+  is told so (with the user's reason) and neither a replan nor the failure budget follows.
 When replans or the failure budget run out the run **gives up** with an honest message
 listing everything that was tried. With `failure.policy: false` (v1) errors go back
 verbatim and nothing else happens.
@@ -58,6 +60,9 @@ class FailurePolicy:
         """What the model reads for one result."""
         if result.ok:
             return result.content
+        if result.error_kind == "declined":
+            return (f"declined: {result.content}\nThis is the user's decision, not an error. Do not call it "
+                    "again the same way; go on without it, or answer and say what you would need.")
         if not self.active:
             return f"error: {result.content}"
         if result.error_kind == "invalid_arguments":
@@ -75,7 +80,7 @@ class FailurePolicy:
             signature = f"{call.name}({_args(call)})"
             detail = result.content.splitlines()[0][:200] if result.content else ""
             self.tried.append(_Tried(step, signature, result.ok, result.error_kind, detail))
-            if result.ok:
+            if result.ok or result.error_kind == "declined":
                 continue
             self.failures += 1
             repeats = self._failed_calls.get(signature, 0) + 1

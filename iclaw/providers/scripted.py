@@ -21,7 +21,7 @@ import anyio
 
 from iclaw.errors import IclawError
 from iclaw.prompts import SUMMARY_MARKER
-from iclaw.providers.turn import AssistantTurn, TextSink, ToolCall
+from iclaw.providers.turn import AssistantTurn, EventSink, TextSink, ToolCall
 from iclaw.tokens import EstimatingCounter, count_messages
 
 __all__ = ["ScriptedModel"]
@@ -46,7 +46,12 @@ class ScriptedModel:
         self._last_answer = ""
 
     async def complete(
-        self, messages: list[dict], tools: list[dict], *, on_text: TextSink | None = None
+        self,
+        messages: list[dict],
+        tools: list[dict],
+        *,
+        on_text: TextSink | None = None,
+        on_event: EventSink | None = None,
     ) -> AssistantTurn:
         self.requests.append(copy.deepcopy(messages))
         tokens_in = count_messages(self.counter, messages, tools)
@@ -63,10 +68,12 @@ class ScriptedModel:
         content = step.get("answer", step.get("content"))
         if "answer" in step:
             self._last_answer = step["answer"]
+        tokens_out = self.counter.count(content or "") + sum(self.counter.count(c.raw_arguments) + 2 for c in calls)
+        if on_event is not None and tokens_out:
+            on_event({"type": "model_tokens", "tokens": tokens_out})
         if content and on_text:
             for word in content.split(" "):
                 on_text(word + " ")
-        tokens_out = self.counter.count(content or "") + sum(self.counter.count(c.raw_arguments) + 2 for c in calls)
         return AssistantTurn(
             content=content,
             tool_calls=calls,

@@ -10,9 +10,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["ToolCall", "AssistantTurn", "ChatModel", "TextSink"]
+__all__ = ["ToolCall", "AssistantTurn", "ChatModel", "TextSink", "EventSink"]
 
 TextSink = Callable[[str], None]
+# Progress of one request: {"type": "model_tokens", "tokens": n} as tokens stream in,
+# {"type": "model_retry", "attempt", "max_retries", "delay_s", "reason", "error"} before a resend.
+EventSink = Callable[[dict], None]
 
 
 @dataclass
@@ -66,8 +69,9 @@ class AssistantTurn:
 class ChatModel(Protocol):
     """Anything that answers an OpenAI-format chat: messages and tool schemas in, one turn out.
 
-    Implementations may also accept a keyword `on_text: TextSink` to stream content
-    deltas; they advertise it with a true `streams` attribute.
+    Implementations may also accept the keywords `on_text: TextSink` (content deltas) and
+    `on_event: EventSink` (token counts, retry notes); they advertise both with a true
+    `streams` attribute.
     """
 
     async def complete(self, messages: list[dict], tools: list[dict]) -> AssistantTurn: ...

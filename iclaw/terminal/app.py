@@ -3,9 +3,14 @@
 Input is prompt-toolkit (persistent history, Esc+Enter for a new line, completion of
 slash commands, a bottom toolbar with the context meter); output is rich, drawn by
 `TurnRenderer`. While a turn runs, the app listens to the keyboard itself (raw mode), so
-Ctrl-C cancels the turn — the conversation is repaired and kept — and `y`/`n` answer
-permission questions in `ask` mode. Every step is saved to the session file, so
-`iclaw --resume ID` continues later.
+Ctrl-C cancels the turn — the conversation is repaired and kept — and one key answers a
+permission question in `ask` mode: `y` yes, `n` no, `a` always for this tool (for the
+rest of the session), `t` no and type why (the model reads the reason). Every step is
+saved to the session file, so `iclaw --resume ID` continues later.
+
+At start (and on `/model`) the endpoint is asked what it serves (`GET /v1/models`), so a
+server that is down or a model it does not serve is reported before the first message.
+The banner names the model, base URL, workspace, profile and permission mode.
 
 The app receives a factory that builds an agent for a profile name; it never wires
 models or tools itself. Input and output are injectable (prompt-toolkit pipe input and
@@ -34,11 +39,54 @@ from iclaw.errors import IclawError
 from iclaw.session import SavedSession, new_session_id, session_path
 from iclaw.terminal.commands import COMMANDS, SlashCommands
 from iclaw.terminal.render import TurnRenderer, meter_text
-from iclaw.tools.permissions import Approval, Approver
+from iclaw.tools.permissions import Approval, Approver, Verdict
 
 __all__ = ["TerminalApp"]
 
 AgentFactory = Callable[[str, Approver], Agent]
+
+_CHOICES = "[y] yes  [n] no  [a] always allow {tool} (this session)  [t] no, and tell the model why "
+
+
+class _Question:
+    """One pending approval, answered from key presses: y / n / a / t then a reason and Enter."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.event = anyio.Event()
+        self.verdict = Verdict(False)
+        self.always = False
+        self.reason: list[str] | None = None  # collecting a reason after `t`
+
+    def feed(self, press) -> None:
+        if self.event.is_set():
+            return
+        if self.reason is not None:
+            self._feed_reason(press)
+            return
+        key = (press.data or "").lower()
+        if key == "t":
+            self.reason = []
+            self.console.print(Text("why not? (Enter sends) ", style="bold yellow"), end="")
+            return
+        self.always = key == "a"
+        self._answer(Verdict(key in ("y", "a")))
+
+    def _feed_reason(self, press) -> None:
+        assert self.reason is not None
+        if press.key in (Keys.Enter, Keys.ControlM, Keys.ControlJ) or press.data in ("\r", "\n"):
+            self.console.print()
+            self._answer(Verdict(False, "".join(self.reason).strip()))
+        elif press.key in (Keys.Backspace, Keys.ControlH) or press.data in ("\x7f", "\x08"):
+            if self.reason:
+                self.reason.pop()
+        elif press.data and press.data.isprintable():
+            self.reason.append(press.data)
+            self.console.print(press.data, end="", highlight=False, markup=False)
+
+    def _answer(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.event.set()
 
 
 class _SlashCompleter(Completer):
@@ -78,7 +126,8 @@ class TerminalApp:
         self._meter = meter_text(*self.agent.context_usage())
         self._turn_scope: anyio.CancelScope | None = None
         self._approval_lock = anyio.Lock()
-        self._approval: dict | None = None
+        self._approval: _Question | None = None
+        self.always_allowed: set[str] = set()  # tools the user allowed for the rest of the session
 
     # ---- session management (used by slash commands) ---------------------------------
 
@@ -87,6 +136,7 @@ class TerminalApp:
         return self.agent.trajectory_path or session_path(self.session_id)
 
     def new_session(self) -> None:
+        self.always_allowed.clear()
         self.session_id = new_session_id()
         self.agent.trajectory_path = session_path(self.session_id)
         self.agent.reset()
@@ -113,12 +163,39 @@ class TerminalApp:
 
     # ---- the loop --------------------------------------------------------------------
 
-    async def run(self) -> int:
-        model_name = getattr(self.agent.model, "name", "model")
-        self.console.print(
-            Text(f"iclaw · model {model_name} · profile {self.agent.profile.name} · session {self.session_id}\n"
-                 "Type a task, /help for commands, Ctrl-D to leave.", style="bold")
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.agent.model, "name", type(self.agent.model).__name__))
+
+    @property
+    def mode(self) -> str:
+        permissions = getattr(self.agent.registry, "permissions", None)
+        return permissions.mode if permissions is not None else "auto"
+
+    async def check_model(self, name: str | None = None) -> None:
+        """Ask the endpoint whether it serves `name` (default: the current model) and switch to it."""
+        check = getattr(self.agent.model, "check_served", None)
+        if check is not None:
+            await check(name)
+
+    def banner(self) -> Text:
+        workspace = getattr(self.agent.registry.workspace, "root", None) or "."
+        where = getattr(self.agent.model, "base_url", "in-process")
+        return Text(
+            f"iclaw · model {self.model_name} at {where}\n"
+            f"workspace {workspace} · profile {self.agent.profile.name} · mode {self.mode} · session {self.session_id}\n"
+            "Type a task, /help for commands, Ctrl-D to leave.",
+            style="bold",
         )
+
+    async def run(self) -> int:
+        try:
+            await self.check_model()
+        except IclawError as exc:
+            self.console.print(Text(f"error: {exc}", style="red"))
+            return 1
+        self.console.print(self.banner())
+        self.renderer.confirming = self.mode == "ask"
         bindings = KeyBindings()
 
         @bindings.add("escape", "enter")
@@ -135,7 +212,7 @@ class TerminalApp:
         )
         while True:
             try:
-                line = await prompt.prompt_async("iclaw> ", bottom_toolbar=lambda: f" {model_name} | {self.agent.profile.name} | {self._meter}")
+                line = await prompt.prompt_async("iclaw> ", bottom_toolbar=self._toolbar)
             except KeyboardInterrupt:
                 continue  # Ctrl-C at the prompt clears the line
             except EOFError:
@@ -151,6 +228,9 @@ class TerminalApp:
         if self.session_file.exists():
             self.console.print(Text(f"session saved: iclaw --resume {self.session_id}", style="dim"))
         return 0
+
+    def _toolbar(self) -> str:
+        return f" {self.model_name} | {self.agent.profile.name} | {self.mode} | {self._meter}"
 
     async def run_turn(self, text: str) -> None:
         self.agent.on_event = self.renderer
@@ -178,29 +258,38 @@ class TerminalApp:
 
     @contextlib.contextmanager
     def _watch_keys(self):
-        """While a turn runs: Ctrl-C cancels it, y/n answer a pending approval."""
+        """While a turn runs: Ctrl-C cancels it, other keys answer a pending approval."""
 
         def on_keys() -> None:
             for press in self.input.read_keys():
                 if press.key == Keys.ControlC:
                     if self._turn_scope is not None:
                         self._turn_scope.cancel()
-                elif self._approval is not None and not self._approval["event"].is_set():
-                    self._approval["answer"] = press.data.lower() == "y"
-                    self._approval["event"].set()
+                elif self._approval is not None:
+                    self._approval.feed(press)
 
         with self.input.raw_mode(), self.input.attach(on_keys):
             yield
 
-    async def approve(self, request: Approval) -> bool:
-        """The `ask`-mode approver: show the diff or command, wait for y/n."""
+    async def approve(self, request: Approval) -> Verdict:
+        """The `ask`-mode approver: show the diff or command once, wait for the user's choice."""
         async with self._approval_lock:
-            self.renderer.show_approval(request.tool, request.subject, request.preview)
-            self._approval = {"event": anyio.Event(), "answer": False}
+            if request.tool in self.always_allowed:
+                return Verdict(True)
+            self.renderer.show_approval(request, _CHOICES.format(tool=request.tool))
+            self._approval = question = _Question(self.console)
             try:
-                await self._approval["event"].wait()
-                answer = bool(self._approval["answer"])
+                await question.event.wait()
             finally:
                 self._approval = None
-            self.console.print(Text("allowed" if answer else "declined", style="green" if answer else "red"))
-            return answer
+            verdict = question.verdict
+            if question.always:
+                self.always_allowed.add(request.tool)
+                note = f"allowed; {request.tool} is allowed without asking for the rest of this session"
+            elif verdict.allow:
+                note = "allowed"
+            else:
+                note = "declined" + (f": {verdict.reason}" if verdict.reason else "")
+            self.console.print(Text(note, style="green" if verdict.allow else "red"))
+            self.renderer.resume_live()
+            return verdict

@@ -68,11 +68,11 @@ class SlashCommands:
     async def _model(self, arg: str) -> None:
         model = self.app.agent.model
         if arg:
-            if not hasattr(model, "model"):
+            if not hasattr(model, "check_served"):
                 raise IclawError("this model cannot be switched by name")
-            model.model = model.name = arg
+            await self.app.check_model(arg)  # an unserved name is refused with the names served; the old model stays
         where = getattr(model, "base_url", "in-process")
-        self.console.print(f"model [bold]{getattr(model, 'name', type(model).__name__)}[/] at {where}")
+        self.console.print(f"model [bold]{self.app.model_name}[/] at {where}")
 
     async def _tools(self, arg: str) -> None:
         table = Table("tool", "flags", "description")

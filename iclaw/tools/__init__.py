@@ -3,7 +3,7 @@
 from iclaw.tools.builtin import BUILTIN_TOOLS, builtin_registry
 from iclaw.tools.faults import FaultSpec, inject_faults
 from iclaw.tools.mock import MockToolSpec, add_mock_tools
-from iclaw.tools.permissions import MODES, Approval, Permissions
+from iclaw.tools.permissions import MODES, Approval, Permissions, Verdict
 from iclaw.tools.policy import ResourceLimits, SandboxPolicy
 from iclaw.tools.registry import ToolRegistry
 from iclaw.tools.tool import Tool, ToolResult
@@ -16,6 +16,7 @@ __all__ = [
     "FaultSpec",
     "MockToolSpec",
     "Permissions",
+    "Verdict",
     "ResourceLimits",
     "SandboxPolicy",
     "Tool",

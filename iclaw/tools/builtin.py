@@ -70,4 +70,6 @@ def builtin_registry(
     registry = ToolRegistry([t for t in tools if enabled is None or t.name in enabled])
     registry.sandbox = runner.sandbox
     registry.workspace = ws
+    registry.runner = runner
+    registry.permissions = permissions
     return registry

@@ -22,7 +22,7 @@ from iclaw.tools.reading import read_lines, read_text
 from iclaw.tools.tool import Tool
 from iclaw.tools.workspace import Workspace
 
-__all__ = ["file_tools"]
+__all__ = ["file_tools", "count_lines"]
 
 _MAX_LIST = 500
 
@@ -53,6 +53,15 @@ class ListDirArgs(_Args):
     depth: int = Field(1, ge=1, le=4)
 
 
+def count_lines(text: str) -> int:
+    """Lines as an editor counts them: one per newline, plus one for a last line without a newline."""
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+
+def _lines(n: int) -> str:
+    return f"{n} line" if n == 1 else f"{n} lines"
+
+
 def _diff(old: str, new: str, name: str) -> str:
     lines = difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{name}", f"b/{name}")
     return "".join(lines)
@@ -74,7 +83,7 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
         old = await _in_thread(_old_text, ws, path)
         await perms.check("write_file", "write", shown, _diff(old, args.content, shown) or "(no change)")
         atomic_write_text(path, args.content)
-        return f"wrote {len(args.content.encode())} bytes ({args.content.count(chr(10)) + 1} lines) to {shown}"
+        return f"wrote {len(args.content.encode())} bytes ({_lines(count_lines(args.content))}) to {shown}"
 
     async def edit_file(args: EditFileArgs) -> str:
         path = ws.resolve(args.path)
@@ -96,7 +105,7 @@ def file_tools(ctx: ToolContext) -> list[Tool]:
         new = old.replace(args.search, args.replace, 1)
         await perms.check("edit_file", "write", shown, _diff(old, new, shown))
         atomic_write_text(path, new)
-        return f"edited {shown}: replaced {args.search.count(chr(10)) + 1} line(s)"
+        return f"edited {shown}: replaced {_lines(count_lines(args.search))} with {_lines(count_lines(args.replace))}"
 
     async def list_dir(args: ListDirArgs) -> str:
         root = ws.resolve(args.path)

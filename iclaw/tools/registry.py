@@ -18,6 +18,7 @@ import anyio
 from pydantic import ValidationError
 
 from iclaw.errors import IclawError, ToolError
+from iclaw.tools.permissions import user_wait
 from iclaw.tools.tool import Tool, ToolResult, classify_exception
 
 __all__ = ["ToolRegistry"]
@@ -29,6 +30,9 @@ class ToolRegistry:
         # Set by builtin_registry; shown by the terminal and recorded in trajectories.
         self.sandbox = "none"
         self.workspace = None
+        self.runner = None  # the ProcessRunner of the built-ins (MCP servers started in the sandbox use it)
+        self.mcp = None  # the McpHub whose tools were added, if any
+        self.permissions = None
         for tool in tools or []:
             self.register(tool)
 
@@ -36,6 +40,10 @@ class ToolRegistry:
         if tool.name in self._tools and not replace:
             raise IclawError(f"a tool named {tool.name!r} is already registered; pick another name")
         self._tools[tool.name] = tool
+
+    def unregister(self, name: str) -> None:
+        """Remove a tool (an MCP server that stopped); may be called from another thread."""
+        self._tools.pop(name, None)
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -47,19 +55,21 @@ class ToolRegistry:
         return name in self._tools
 
     def __iter__(self) -> Iterator[Tool]:
-        return iter(self._tools.values())
+        return iter(list(self._tools.values()))  # a copy: MCP tools may leave while a caller iterates
 
     def __len__(self) -> int:
         return len(self._tools)
 
     def schemas(self) -> list[dict]:
         """The OpenAI `tools` list."""
-        return [tool.schema() for tool in self._tools.values()]
+        return [tool.schema() for tool in self]
 
     async def call(self, name: str, args: dict) -> ToolResult:
+        """Run one call; its duration leaves out the time spent waiting for the user's approval."""
         started = time.perf_counter()
-        result = await self._call(name, args)
-        result.duration_s = time.perf_counter() - started
+        with user_wait() as wait:
+            result = await self._call(name, args)
+        result.duration_s = max(0.0, time.perf_counter() - started - wait.seconds)
         return result
 
     async def _call(self, name: str, args: dict) -> ToolResult:
@@ -67,7 +77,7 @@ class ToolRegistry:
         if tool is None:
             return ToolResult(
                 ok=False,
-                content=f"unknown tool {name!r}; available tools: {', '.join(self._tools) or '(none)'}",
+                content=f"unknown tool {name!r}; available tools: {', '.join(self.names()) or '(none)'}",
                 error_kind="invalid_arguments",
             )
         try:

@@ -22,8 +22,9 @@ from pydantic import BaseModel
 __all__ = ["Tool", "ToolResult", "ERROR_KINDS", "classify_exception", "classify_message"]
 
 # transient: retrying the same call may work; invalid_arguments: the model must change the call;
-# denied: sandbox/permissions refused; timeout: the per-call limit hit; permanent: anything else.
-ERROR_KINDS = ("transient", "invalid_arguments", "denied", "timeout", "permanent")
+# denied: sandbox/permissions refused; declined: the user said no; timeout: the per-call limit
+# hit; permanent: anything else.
+ERROR_KINDS = ("transient", "invalid_arguments", "denied", "declined", "timeout", "permanent")
 
 _TRANSIENT_ERRNOS = {
     errno.EAGAIN,

@@ -157,15 +157,93 @@ async def test_context_length_error_is_context_overflow_without_resend():
 
 
 @pytest.mark.anyio
-async def test_connect_errors_retry_with_backoff_then_name_the_url():
-    errors = [httpx.ConnectError("connection refused") for _ in range(4)]
-    rec = Recorder(errors)
+async def test_connect_errors_after_first_contact_retry_with_backoff_and_notes_then_name_the_url():
+    ok = sse_response(sse(chunk({"content": "hi"}), chunk(finish="stop")))
+    rec = Recorder([ok] + [httpx.ConnectError("connection refused") for _ in range(4)])
     delays: list[float] = []
+    events: list[dict] = []
+    model = make_model(rec, delays, retry=RetryPolicy(max_retries=3, base_delay_s=0.25))
+    await model.complete(MESSAGES, [])
     with pytest.raises(ModelUnreachable) as info:
-        await make_model(rec, delays, retry=RetryPolicy(max_retries=3, base_delay_s=0.25)).complete(MESSAGES, [])
+        await model.complete(MESSAGES, [], on_event=events.append)
     assert "http://server.test/v1/chat/completions" in str(info.value)
     assert delays == [0.25, 0.5, 1.0]
-    assert len(rec.requests) == 4
+    assert len(rec.requests) == 5
+    retries = [e for e in events if e["type"] == "model_retry"]
+    assert [(e["attempt"], e["max_retries"], e["reason"]) for e in retries] == [
+        (1, 3, "endpoint unreachable"), (2, 3, "endpoint unreachable"), (3, 3, "endpoint unreachable")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("error", [
+    httpx.ConnectError("[Errno 111] Connection refused"),
+    httpx.ConnectError("[Errno -2] Name or service not known"),
+    httpx.ConnectError("[Errno -3] Temporary failure in name resolution"),
+])
+async def test_refused_or_unresolvable_on_first_contact_fails_at_once(error):
+    rec = Recorder([error])
+    delays: list[float] = []
+    with pytest.raises(ModelUnreachable):
+        await make_model(rec, delays, retry=RetryPolicy(max_retries=4)).complete(MESSAGES, [])
+    assert delays == [] and len(rec.requests) == 1
+
+
+@pytest.mark.anyio
+async def test_a_connect_timeout_on_first_contact_is_still_retried():
+    rec = Recorder([httpx.ConnectTimeout("timed out"), sse_response(sse(chunk({"content": "ok"}), chunk(finish="stop")))])
+    delays: list[float] = []
+    turn = await make_model(rec, delays).complete(MESSAGES, [])
+    assert turn.content == "ok" and len(delays) == 1
+
+
+@pytest.mark.anyio
+async def test_streamed_chunks_are_counted_as_tokens():
+    rec = Recorder([sse_response(sse(chunk({"content": "a"}), chunk({"content": "b"}), chunk({"content": "c"}), chunk(finish="stop")))])
+    events: list[dict] = []
+    await make_model(rec).complete(MESSAGES, [], on_event=events.append)
+    assert [e["tokens"] for e in events if e["type"] == "model_tokens"] == [1, 2, 3]
+
+
+def models_server(served):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            if served is None:
+                return httpx.Response(404, json={"detail": "Not Found"})
+            return httpx.Response(200, json={"object": "list", "data": [{"id": n, "object": "model"} for n in served]})
+        return sse_response(sse(chunk({"content": "hello"}), chunk(finish="stop")))
+    return handler
+
+
+@pytest.mark.anyio
+async def test_check_served_accepts_served_names_and_lists_them_for_others():
+    model = OpenAIChatModel("http://server.test/v1", "tiny", transport=httpx.MockTransport(models_server(["tiny", "tiny-instruct"])))
+    assert await model.check_served() == ["tiny", "tiny-instruct"]
+    await model.check_served("tiny-instruct")
+    assert model.model == model.name == "tiny-instruct"
+    with pytest.raises(ModelError) as info:
+        await model.check_served("tiny-instrcut")
+    message = str(info.value)
+    assert "does not serve the model 'tiny-instrcut'" in message
+    assert "did you mean tiny-instruct?" in message and "it serves: tiny, tiny-instruct" in message
+    assert model.model == "tiny-instruct"  # a refused name leaves the model as it was
+
+
+@pytest.mark.anyio
+async def test_check_served_placeholder_takes_the_only_model_and_unlisted_servers_pass():
+    model = OpenAIChatModel("http://server.test/v1", "default", transport=httpx.MockTransport(models_server(["smollm2"])))
+    await model.check_served()
+    assert model.model == "smollm2"
+    quiet = OpenAIChatModel("http://server.test/v1", "anything", transport=httpx.MockTransport(models_server(None)))
+    assert await quiet.check_served() == [] and quiet.model == "anything"
+
+
+@pytest.mark.anyio
+async def test_list_models_against_a_down_server_fails_at_once():
+    rec = Recorder([httpx.ConnectError("connection refused")])
+    model = make_model(rec, retry=RetryPolicy(max_retries=4))
+    with pytest.raises(ModelUnreachable) as info:
+        await model.list_models()
+    assert "http://server.test/v1/models" in str(info.value) and len(rec.requests) == 1
 
 
 @pytest.mark.anyio

@@ -124,13 +124,17 @@ async def test_ask_mode_shows_the_diff_and_waits_for_y(workspace):
 
     async def drive(pipe):
         pipe.send_text("turn debug on\r")
-        await h.wait_for("Allow? [y/N]")
+        await h.wait_for("[t] no, and tell the model why")
         pipe.send_text("y")
         await h.wait_for("enabled")
         pipe.send_text("/exit\r")
 
     await h.run(drive)
-    assert "+debug = true" in h.text() and "allowed" in h.text()
+    text = h.text()
+    assert "edit_file wants to change cfg.txt" in text
+    assert "+debug = true" in text and "allowed" in text
+    # The change is shown once, in the question: no JSON panel repeating the arguments.
+    assert text.count('"replace"') == 0 and text.count("+debug = true") == 1
     assert (workspace / "cfg.txt").read_text() == "debug = true\n"
 
 

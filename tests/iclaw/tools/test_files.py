@@ -45,3 +45,18 @@ async def test_list_glob_grep(workspace, registry):
     assert grep.content == "src/app.py:2:     return 42"
     bad = await registry.call("grep", {"pattern": "("})
     assert bad.error_kind == "invalid_arguments"
+
+
+@pytest.mark.parametrize("text, lines", [("", 0), ("hi there\n", 1), ("hi there", 1), ("a\nb", 2), ("a\nb\n", 2), ("\n\n", 2)])
+def test_count_lines_counts_newlines_plus_an_unterminated_last_line(text, lines):
+    from iclaw.tools.files import count_lines
+
+    assert count_lines(text) == lines
+
+
+@pytest.mark.anyio
+async def test_write_and_edit_messages_give_true_line_counts(workspace, registry):
+    wrote = await registry.call("write_file", {"path": "hi.txt", "content": "hi there\n"})
+    assert wrote.content == "wrote 9 bytes (1 line) to hi.txt"
+    edit = await registry.call("edit_file", {"path": "hi.txt", "search": "hi there\n", "replace": "one\ntwo\n"})
+    assert edit.content == "edited hi.txt: replaced 1 line with 2 lines"

@@ -47,3 +47,39 @@ async def test_allow_and_deny_rules():
 def test_unknown_mode_is_rejected():
     with pytest.raises(SandboxViolation, match="unknown permission mode"):
         Permissions(mode="yolo")
+
+
+@pytest.mark.anyio
+async def test_a_decline_with_a_reason_is_the_users_decision_not_a_failure(workspace):
+    from iclaw.failure import FailurePolicy
+    from iclaw.profile import load_profile
+    from iclaw.providers.turn import ToolCall
+    from iclaw.tools import Verdict
+
+    registry = builtin_registry(workspace, Permissions(mode="ask", approver=lambda r: Verdict(False, "use notes.md instead")))
+    result = await registry.call("write_file", {"path": "x.txt", "content": "x"})
+    assert not result.ok and result.error_kind == "declined" and "use notes.md instead" in result.content
+    policy = FailurePolicy(load_profile("v2").failure)
+    call = ToolCall("c1", "write_file", {"path": "x.txt", "content": "x"})
+    assert "the user's decision, not an error" in policy.observation(result)
+    assert policy.decide(1, [(call, result)]).action == "continue" and policy.failures == 0
+
+
+@pytest.mark.anyio
+async def test_the_wait_for_approval_is_not_tool_time_nor_timeout(workspace):
+    import anyio
+
+    from iclaw.executor import ToolExecutor
+    from iclaw.providers.turn import ToolCall
+    from iclaw.tools.permissions import user_wait
+
+    async def slow_user(request):
+        await anyio.sleep(0.5)
+        return True
+
+    registry = builtin_registry(workspace, Permissions(mode="ask", approver=slow_user))
+    executor = ToolExecutor(registry, timeout_s=0.3)
+    with user_wait() as wait:
+        [result] = await executor.run([ToolCall("c1", "write_file", {"path": "x.txt", "content": "x\n"})])
+    assert result.ok, result.content  # the 0.5 s of thinking did not run into the 0.3 s timeout
+    assert wait.seconds >= 0.45  # ... and was booked as the user's time, taken out of the tool's duration
