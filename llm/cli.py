@@ -1,13 +1,17 @@
 """The `llm` command: thin typer commands that parse arguments and call one library function.
 
 Errors a user can cause are `LLMError`s: `main()` prints them as one line and exits 1.
-Subsystems (training, data, inference, serving) register their own command groups in
-`_register_subcommands()` so this file stays small.
+Subsystems (training, data, inference, serving) register their own command groups through
+the `register(app, bench_app)` of their `commands` modules, so this file stays small.
+
+`--help` must answer at once: this module and every command module import only typer and
+`llm.errors` at the top; torch, pydantic and the rest load inside the command bodies
+(tests/llm/test_cli_help.py checks the import set).
 """
 
 from __future__ import annotations
 
-import importlib
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -15,6 +19,9 @@ from typing import Optional
 import typer
 
 from llm.errors import LLMError
+from llm.infer.commands import register as register_infer
+from llm.serve.commands import register as register_serve
+from llm.train.commands import register as register_train
 
 # typer vendors its own click, so its usage errors are not `click.ClickException`: take the
 # base class from typer's public BadParameter.
@@ -27,11 +34,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: full option names at any width, and no value type shown for flags
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
-import_app = typer.Typer(help="Convert foreign model files into checkpoints.", no_args_is_help=True)
-export_app = typer.Typer(help="Write checkpoints in other formats, to serve them elsewhere.", no_args_is_help=True)
-tokenizer_app = typer.Typer(help="Train and inspect tokenizers.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks: a table by default, one JSON object with --json.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Convert foreign model files into checkpoints.\n\nExample: llm import gguf model.Q4_1.gguf --out ckpt/m",
+    no_args_is_help=True,
+)
+export_app = typer.Typer(
+    help="Write checkpoints in other formats, to serve them elsewhere.\n\n"
+    "Example: llm export hf smollm2-135m-instruct --out hf/smollm2",
+    no_args_is_help=True,
+)
+tokenizer_app = typer.Typer(
+    help="Train and inspect tokenizers.\n\nExample: llm tokenizer train --input corpus.txt --vocab-size 4096 --out tok/",
+    no_args_is_help=True,
+)
+bench_app = typer.Typer(
+    help="Benchmarks: a table by default, one JSON object with --json.\n\n"
+    "Example: llm bench decode smollm2-135m-instruct --tokens 64 --json",
+    no_args_is_help=True,
+)
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -197,21 +221,29 @@ def tokenizer_train(
     typer.echo(f"{out / 'tokenizer.json'} ({tok.vocab_size} tokens)")
 
 
-def _register_subcommands() -> None:
-    """Command groups owned by subsystems: each `commands` module exposes `register(app, bench_app)`."""
-    # train: data, train, experiment, plot, bench train|matmul; serve: serve, bench serve;
-    # infer: quantize, eval ppl, bench decode|quant|context
-    for module in ("llm.train.commands", "llm.serve.commands", "llm.infer.commands"):
-        importlib.import_module(module).register(app, bench_app)
+# Command groups owned by subsystems. train: data, train, experiment, plot, bench
+# train|matmul|sft; serve: serve, bench serve|hostile; infer: quantize, eval ppl, bench
+# decode|quant|context.
+register_train(app, bench_app)
+register_serve(app, bench_app)
+register_infer(app, bench_app)
 
 
-_register_subcommands()
+def keep_example_lines(command) -> None:
+    """Mark every paragraph that starts with `Example:`/`Examples:` so click prints it as
+    written: click rewraps help paragraphs, and a wrapped example cannot be copied."""
+    if command.help:
+        command.help = re.sub(r"(?m)^([ \t]*)(?=Examples?:)", "\\1\b\n\\1", command.help)
+    for sub in getattr(command, "commands", {}).values():
+        keep_example_lines(sub)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, printing user errors as one line (exit 1), never a traceback."""
+    command = typer.main.get_command(app)
+    keep_example_lines(command)
     try:
-        rv = app(args=argv, prog_name="llm", standalone_mode=False)
+        rv = command.main(args=argv, prog_name="llm", standalone_mode=False)
     except LLMError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None

@@ -9,7 +9,11 @@ import typer
 
 __all__ = ["register"]
 
-data_app = typer.Typer(help="Prepare training data: tokenized shards with a validation split.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Prepare training data: tokenized shards with a validation split.\n\n"
+    "Example: llm data prepare stdlib --vocab-size 4096 --out data/stdlib",
+    no_args_is_help=True,
+)
 
 
 @data_app.command("prepare")

@@ -185,7 +185,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("quantize")(quantize_cmd)
     eval_app = next((g.typer_instance for g in app.registered_groups if g.name == "eval"), None)
     if eval_app is None:
-        eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
+        eval_app = typer.Typer(
+            help="Evaluate models.\n\nExample: llm eval ppl smollm2-135m-instruct --data notes.txt", no_args_is_help=True
+        )
         app.add_typer(eval_app, name="eval")
     eval_app.command("ppl")(ppl_cmd)
     bench_app.command("decode")(bench_decode_cmd)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from pydantic import ValidationError
 
-from llm.config import format_validation_error
 from llm.errors import ConfigError
 
 __all__ = ["register"]
@@ -164,6 +162,10 @@ def _levels(text: str) -> list[int]:
 
 
 def _config(cls, values: dict):
+    from pydantic import ValidationError
+
+    from llm.config import format_validation_error
+
     try:
         return cls(**values)
     except ValidationError as exc:

@@ -14,7 +14,11 @@ import typer
 
 __all__ = ["register", "train_app"]
 
-train_app = typer.Typer(help="Train models: pretraining, SFT and DPO (one shared loop).", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train models: pretraining, SFT and DPO (one shared loop).\n\n"
+    "Example: llm train pretrain --preset nano --data data/stdlib --max-steps 200",
+    no_args_is_help=True,
+)
 
 
 def _shortcuts(**values: object) -> list[str]:

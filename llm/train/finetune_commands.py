@@ -9,7 +9,11 @@ import typer
 
 __all__ = ["register"]
 
-lora_app = typer.Typer(help="LoRA adapters: merge an adapter checkpoint into a plain one.", no_args_is_help=True)
+lora_app = typer.Typer(
+    help="LoRA adapters: merge an adapter checkpoint into a plain one.\n\n"
+    "Example: llm lora merge runs/sft-lora/checkpoints/final --out ckpt/sft-merged",
+    no_args_is_help=True,
+)
 
 _OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. train.lr=1e-4 train.grad_accum=16.")
 _CONFIG = typer.Option(None, "--config", "-c", help="YAML config (sections model/data/train/lora/dpo/eval/checkpoint/run).")
