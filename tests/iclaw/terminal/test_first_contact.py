@@ -1,0 +1,224 @@
+"""The terminal as a newcomer meets it: banner, endpoint check, /model, status line, footer, approval choices.
+
+Driven through prompt-toolkit's pipe input against a fake OpenAI-compatible server
+(`httpx.MockTransport`) or the scripted model; no real model runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import anyio
+import httpx
+import pytest
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
+
+from iclaw.agent import Agent, Limits
+from iclaw.profile import load_profile
+from iclaw.providers import OpenAIChatModel, ScriptedModel
+from iclaw.terminal.app import TerminalApp
+from iclaw.tools import Permissions, add_mock_tools, builtin_registry
+
+
+def fake_server(served: list[str], reply: str = "hello there"):
+    """A handler for GET /v1/models and streamed chat completions (one chunk per word)."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"object": "list", "data": [{"id": n, "object": "model"} for n in served]})
+        asked.append(json.loads(request.content)["model"])
+        chunks = [{"choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]} for w in reply.split()]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 1390, "completion_tokens": 12}})
+        body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+
+    handler.asked = asked
+    return handler
+
+
+class Harness:
+    def __init__(self, workspace, model, mode="auto", terminal=False):
+        self.out = io.StringIO()
+        self.model = model
+        self.workspace = workspace
+        self.mode = mode
+        self.terminal = terminal
+
+    def make_agent(self, profile, approver):
+        registry = builtin_registry(self.workspace, Permissions(mode=self.mode, approver=approver))
+        add_mock_tools(registry, [{"name": "slow", "latency_s": 1.0}])
+        return Agent(self.model, registry, load_profile(profile), Limits())
+
+    def text(self) -> str:
+        return self.out.getvalue()
+
+    async def wait_for(self, marker: str, after: int = 0) -> int:
+        with anyio.fail_after(10):
+            while (found := self.text().find(marker, after)) < 0:
+                await anyio.sleep(0.01)
+        return found + len(marker)
+
+    async def run(self, drive, expect: int = 0) -> TerminalApp:
+        console = Console(file=self.out, width=200, force_terminal=self.terminal, color_system=None)
+        with create_pipe_input() as pipe:
+            app = TerminalApp(self.make_agent, "v2", console=console, input=pipe, output=DummyOutput())
+            async with anyio.create_task_group() as group:
+                if drive is not None:
+                    group.start_soon(drive, pipe, app)
+                with anyio.fail_after(20):
+                    assert await app.run() == expect
+                group.cancel_scope.cancel()
+        return app
+
+
+def openai_model(handler, name="tiny"):
+    return OpenAIChatModel("http://fake.test/v1", name, transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.anyio
+async def test_banner_names_model_url_workspace_profile_and_mode(workspace):
+    h = Harness(workspace, openai_model(fake_server(["tiny"])), mode="ask")
+
+    async def drive(pipe, app):
+        await h.wait_for("Ctrl-D to leave")
+        pipe.send_text("/exit\r")
+
+    await h.run(drive)
+    banner = h.text()
+    for part in ("model tiny at http://fake.test/v1", f"workspace {workspace}", "profile v2", "mode ask"):
+        assert part in banner
+
+
+@pytest.mark.anyio
+async def test_a_model_the_server_does_not_serve_is_reported_at_start_with_the_served_names(workspace):
+    h = Harness(workspace, openai_model(fake_server(["tiny", "tiny-instruct"]), name="tiny-instrct"))
+    await h.run(None, expect=1)
+    text = h.text()
+    assert "does not serve the model 'tiny-instrct'" in text and "did you mean tiny-instruct?" in text
+    assert "it serves: tiny, tiny-instruct" in text and "Ctrl-D to leave" not in text
+
+
+@pytest.mark.anyio
+async def test_a_down_server_is_reported_at_start(workspace):
+    def refuse(request):
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    h = Harness(workspace, openai_model(refuse))
+    await h.run(None, expect=1)
+    assert "cannot reach the model endpoint http://fake.test/v1/models" in h.text()
+
+
+@pytest.mark.anyio
+async def test_model_switch_is_validated_and_the_status_bar_follows(workspace):
+    server = fake_server(["tiny", "tiny-instruct"])
+    h = Harness(workspace, openai_model(server))
+    bars: list[str] = []
+
+    async def drive(pipe, app):
+        mark = await h.wait_for("Ctrl-D to leave")
+        pipe.send_text("/model nosuch-model\r")
+        mark = await h.wait_for("it serves: tiny, tiny-instruct", mark)
+        bars.append(app._toolbar())
+        pipe.send_text("/model tiny-instruct\r")
+        mark = await h.wait_for("model tiny-instruct at", mark)
+        bars.append(app._toolbar())
+        pipe.send_text("hi\r")
+        await h.wait_for("hello there", mark)
+        pipe.send_text("/exit\r")
+
+    await h.run(drive)
+    assert bars[0].startswith(" tiny |") and bars[1].startswith(" tiny-instruct |")
+    assert server.asked == ["tiny-instruct"]  # the refused name was never sent
+
+
+@pytest.mark.anyio
+async def test_footer_after_each_turn(workspace):
+    h = Harness(workspace, openai_model(fake_server(["tiny"])))
+
+    async def drive(pipe, app):
+        pipe.send_text("hi\r")
+        await h.wait_for("0 tools")
+        pipe.send_text("/exit\r")
+
+    await h.run(drive)
+    assert "1,390 in · 12 out · " in h.text()
+
+
+@pytest.mark.anyio
+async def test_status_line_shows_elapsed_phase_and_tokens_in_a_terminal(workspace):
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "slow", "arguments": {}}], "delay_s": 0.6},
+        {"answer": "all done now"},
+    ])
+    h = Harness(workspace, model, terminal=True)
+
+    async def drive(pipe, app):
+        pipe.send_text("go\r")
+        mark = await h.wait_for("· prefill ·")
+        mark = await h.wait_for("· tool slow ·", mark)
+        await h.wait_for("1 tool", mark)
+        pipe.send_text("/exit\r")
+
+    await h.run(drive)
+    assert " s · tool slow · " in h.text() and " tokens" in h.text()
+
+
+def _write_twice():
+    return ScriptedModel([
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "a.txt", "content": "one\n"}}]},
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "b.txt", "content": "two\n"}}]},
+        {"tool_calls": [{"name": "run_shell", "arguments": {"command": "wc -l a.txt"}}]},
+        {"answer": "finished"},
+    ])
+
+
+@pytest.mark.anyio
+async def test_always_allow_a_tool_for_the_session(workspace):
+    h = Harness(workspace, _write_twice(), mode="ask")
+
+    async def drive(pipe, app):
+        pipe.send_text("write two files\r")
+        mark = await h.wait_for("[a] always allow write_file")
+        pipe.send_text("a")
+        mark = await h.wait_for("run_shell wants to run a command", mark)
+        pipe.send_text("y")
+        await h.wait_for("finished", mark)
+        pipe.send_text("/exit\r")
+
+    app = await h.run(drive)
+    text = h.text()
+    assert text.count("write_file wants to change") == 1  # the second write was not asked
+    assert "wants to change the workspace" not in text and "$ wc -l a.txt" in text
+    assert (workspace / "b.txt").read_text() == "two\n" and app.always_allowed == {"write_file"}
+
+
+@pytest.mark.anyio
+async def test_no_and_tell_the_model_why_is_a_decision_not_a_failure(workspace):
+    model = _write_twice()
+    h = Harness(workspace, model, mode="ask")
+
+    async def drive(pipe, app):
+        pipe.send_text("write two files\r")
+        mark = await h.wait_for("[t] no, and tell the model why")
+        pipe.send_text("t")
+        mark = await h.wait_for("why not?", mark)
+        pipe.send_text("use notes.md\r")
+        mark = await h.wait_for("write_file wants to change b.txt", mark)
+        pipe.send_text("n")
+        mark = await h.wait_for("run_shell wants", mark)
+        pipe.send_text("y")
+        await h.wait_for("finished", mark)
+        pipe.send_text("/exit\r")
+
+    app = await h.run(drive)
+    tool_messages = [m["content"] for m in app.agent.transcript if m["role"] == "tool"]
+    assert "use notes.md" in tool_messages[0] and "the user's decision" in tool_messages[0]
+    assert not (workspace / "a.txt").exists() and not (workspace / "b.txt").exists()
+    events = [e["type"] for e in app.agent.trajectory.events]
+    assert "replan" not in events
+    assert "declined by the user" in h.text()
