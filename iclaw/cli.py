@@ -19,6 +19,7 @@ import typer
 
 from iclaw.agent import Limits
 from iclaw.errors import IclawError
+from iclaw.mcp.commands import mcp_app
 from iclaw.tools.permissions import MODES
 
 __all__ = ["app", "main"]
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks: parallel tool calls, long-session memory.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(mcp_app, name="mcp")
 
 Endpoint = Annotated[Optional[str], typer.Option("--endpoint", "-e", help="Endpoint name from ~/.config/iclaw/config.yaml.")]
 BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")]
@@ -51,6 +53,7 @@ UnsafeShell = Annotated[
     bool,
     typer.Option("--unsafe-shell", help="Run shell/Python tools unconfined where the kernel has no Landlock (permissions.unsafe_shell)."),
 ]
+NoAgentsMd = Annotated[bool, typer.Option("--no-agents-md", help="Leave the workspace's AGENTS.md out of the system prompt.")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature (default: the endpoint's, else the server's).")]
 BenchProfiles = Annotated[
     Optional[list[str]], typer.Option("--profile", "-p", help="Profiles to compare (repeatable; default v1 and v2).")
@@ -58,7 +61,8 @@ BenchProfiles = Annotated[
 
 
 def _settings(
-    endpoint, base_url, model, profile, overrides, workspace, mode, script, limits=None, temperature=None, unsafe_shell=False
+    endpoint, base_url, model, profile, overrides, workspace, mode, script, limits=None, temperature=None, unsafe_shell=False,
+    no_agents_md=False,
 ):
     from iclaw.wiring import AgentSettings
 
@@ -68,7 +72,7 @@ def _settings(
         overrides = [*(overrides or []), "permissions.unsafe_shell=true"]
     return AgentSettings(
         endpoint=endpoint, base_url=base_url, model=model, profile=profile, overrides=overrides,
-        workspace=workspace, mode=mode, script=script, limits=limits, temperature=temperature,
+        workspace=workspace, mode=mode, script=script, limits=limits, temperature=temperature, agents_md=not no_agents_md,
     )
 
 
@@ -85,6 +89,7 @@ def interactive(
     script: Script = None,
     temperature: Temperature = None,
     unsafe_shell: UnsafeShell = False,
+    no_agents_md: NoAgentsMd = False,
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue a saved session by id (see `iclaw sessions`).")] = None,
 ) -> None:
     """Start the interactive terminal (when no command is given)."""
@@ -96,7 +101,7 @@ def interactive(
     from iclaw.wiring import build_agent
 
     settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode or "ask", script,
-                         temperature=temperature, unsafe_shell=unsafe_shell)
+                         temperature=temperature, unsafe_shell=unsafe_shell, no_agents_md=no_agents_md)
     session = load_session(resume) if resume else None
     history = data_dir() / "history"
     history.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +127,7 @@ def run(
     script: Script = None,
     temperature: Temperature = None,
     unsafe_shell: UnsafeShell = False,
+    no_agents_md: NoAgentsMd = False,
     as_json: AsJson = False,
     trajectory: Annotated[Optional[Path], typer.Option("--trajectory", help="Write the trajectory JSONL here.")] = None,
     max_steps: Annotated[int, typer.Option(help="Step limit.")] = 30,
@@ -133,7 +139,8 @@ def run(
     from iclaw.wiring import build_agent
 
     limits = Limits(max_steps=max_steps, wall_time_s=wall_time, max_tokens=max_tokens, tool_timeout_s=tool_timeout)
-    settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits, temperature, unsafe_shell)
+    settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits, temperature, unsafe_shell,
+                         no_agents_md)
     agent = build_agent(settings, trajectory_path=trajectory)
     result = anyio.run(agent.run, task)
     if as_json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,6 +67,7 @@ class UserConfig(BaseModel):
     default: str | None = None
     profile: str | None = None
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
+    mcp_servers: dict[str, Any] = Field(default_factory=dict)  # checked per server by iclaw.mcp.config
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:

@@ -66,6 +66,7 @@ class MemoryConfig(_Section):
     pin: bool = True  # keep the task, plan, constraints, key facts and file paths pinned
     compact_at: float = Field(0.9, gt=0, le=1)  # compact when the prompt passes this share of the budget
     compact_to: float = Field(0.6, gt=0, le=1)  # ... down to this share
+    instructions_tokens: int = Field(1024, ge=0)  # cap on the AGENTS.md text in the system prompt (0: leave it out)
 
 
 class PermissionsConfig(_Section):

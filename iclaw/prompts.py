@@ -41,3 +41,6 @@ Either call a tool with a well-formed block <tool_call>{{"name": "<tool>", "argu
 CONTINUE_PROMPT = "Continue with your plan."
 
 GIVE_UP_PREFIX = "GIVE UP:"
+
+# Heading of the project instructions (the workspace's AGENTS.md) in the system prompt.
+AGENTS_MD_HEADING = "# Project instructions (AGENTS.md)"

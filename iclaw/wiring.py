@@ -3,7 +3,8 @@
 The library parts (agent, memory, tools, providers) receive their collaborators; this
 module reads the user's config and flags and constructs them: an `OpenAIChatModel` for
 an endpoint (or a `ScriptedModel` from a `--script` file), the built-in tool registry
-with the profile's permissions, and the `Agent`.
+with the profile's permissions plus the tools of the declared MCP servers (one `McpHub`
+per session), and the `Agent` with the workspace's AGENTS.md in its system prompt.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from pathlib import Path
 import yaml
 
 from iclaw.agent import Agent, Limits
+from iclaw.agents_md import load_instructions, with_instructions
 from iclaw.config import Endpoint, load_user_config, resolve_endpoint
 from iclaw.errors import ProfileError
+from iclaw.mcp.hub import McpHub, open_hub
 from iclaw.profile import AgentProfile, load_profile
+from iclaw.prompts import DEFAULT_SYSTEM_PROMPT
 from iclaw.providers.openai import OpenAIChatModel
 from iclaw.providers.retry import RetryPolicy
 from iclaw.providers.scripted import ScriptedModel
@@ -45,6 +49,7 @@ class AgentSettings:
         script: Path | None = None,
         limits: Limits | None = None,
         temperature: float | None = None,
+        agents_md: bool = True,
     ) -> None:
         config = load_user_config()
         self.endpoint: Endpoint = resolve_endpoint(config, endpoint, base_url, model)
@@ -56,6 +61,8 @@ class AgentSettings:
         self.mode = mode
         self.script = script
         self.limits = limits or Limits()
+        self.agents_md = agents_md  # add the workspace's AGENTS.md to the system prompt
+        self.mcp: McpHub | None = None  # started on first use, shared by every agent of the session
 
     def profile(self, name: str | None = None) -> AgentProfile:
         return load_profile(name or self.profile_name, self.overrides)
@@ -99,13 +106,18 @@ def build_registry(settings: AgentSettings, profile: AgentProfile, approver: App
         deny=profile.permissions.deny,
         approver=approver,
     )
-    return builtin_registry(
+    registry = builtin_registry(
         settings.workspace,
         permissions,
         http_allow_hosts=profile.tools.http_allow_hosts,
         command_timeout_s=settings.limits.tool_timeout_s,
         policy=profile.permissions.sandbox(),
     )
+    if settings.mcp is None:
+        settings.mcp = open_hub(settings.workspace, runner=registry.runner).start()
+    settings.mcp.attach(registry, permissions)
+    registry.mcp = settings.mcp
+    return registry
 
 
 def build_agent(
@@ -117,4 +129,12 @@ def build_agent(
     profile = settings.profile(profile_name)
     model = build_model(settings, profile)
     registry = build_registry(settings, profile, approver)
-    return Agent(model, registry, profile, settings.limits, trajectory_path=trajectory_path)
+    counter = load_counter(profile.memory.tokenizer)
+    instructions = None
+    if settings.agents_md:
+        instructions = load_instructions(settings.workspace, counter, profile.memory.instructions_tokens)
+    system_prompt = with_instructions(profile.system_prompt or DEFAULT_SYSTEM_PROMPT, instructions)
+    agent = Agent(model, registry, profile, settings.limits, trajectory_path=trajectory_path,
+                  system_prompt=system_prompt, counter=counter)
+    agent.project_instructions = instructions  # the banner says whether AGENTS.md was loaded
+    return agent
