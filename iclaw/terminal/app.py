@@ -37,7 +37,7 @@ from rich.text import Text
 from iclaw.agent import Agent
 from iclaw.errors import IclawError
 from iclaw.session import SavedSession, new_session_id, session_path
-from iclaw.terminal.commands import COMMANDS, SlashCommands
+from iclaw.terminal.commands import COMMANDS, SlashCommands, loaded_notes
 from iclaw.terminal.render import TurnRenderer, meter_text
 from iclaw.tools.permissions import Approval, Approver, Verdict
 
@@ -184,7 +184,8 @@ class TerminalApp:
         return Text(
             f"iclaw · model {self.model_name} at {where}\n"
             f"workspace {workspace} · profile {self.agent.profile.name} · mode {self.mode} · session {self.session_id}\n"
-            "Type a task, /help for commands, Ctrl-D to leave.",
+            + (f"{notes}\n" if (notes := loaded_notes(self.agent)) else "")
+            + "Type a task, /help for commands, Ctrl-D to leave.",
             style="bold",
         )
 

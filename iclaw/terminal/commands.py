@@ -1,4 +1,4 @@
-"""Slash commands of the interactive terminal: `/help /model /tools /compact /memory /clear /save /load /profile /exit`.
+"""Slash commands of the interactive terminal: `/help /model /tools /compact /memory /clear /save /load /profile /mcp /exit`.
 
 Each command is a small method on `SlashCommands`, which acts on the running
 `TerminalApp` (its agent, console and session). Knows nothing about key handling.
@@ -19,7 +19,7 @@ from iclaw.session import list_sessions, load_session
 if TYPE_CHECKING:
     from iclaw.terminal.app import TerminalApp
 
-__all__ = ["SlashCommands", "COMMANDS"]
+__all__ = ["SlashCommands", "COMMANDS", "loaded_notes"]
 
 COMMANDS: dict[str, str] = {
     "/help": "show this help",
@@ -31,8 +31,24 @@ COMMANDS: dict[str, str] = {
     "/save": "show where the session is saved, or copy it: /save PATH",
     "/load": "resume a saved session: /load ID|PATH (no argument: list sessions)",
     "/profile": "show the agent profile, or switch: /profile NAME",
+    "/mcp": "list the MCP servers, their status and tools",
     "/exit": "leave iclaw (Ctrl-D works too)",
 }
+
+
+def loaded_notes(agent) -> str:
+    """The banner's line on what the session loaded besides the profile: AGENTS.md, MCP servers."""
+    notes = []
+    instructions = getattr(agent, "project_instructions", None)
+    if instructions is not None:
+        cut = ", cut to fit" if instructions.truncated else ""
+        notes.append(f"AGENTS.md loaded ({instructions.tokens} tokens{cut}) from {instructions.path}")
+    hub = getattr(agent.registry, "mcp", None)
+    if hub is not None and hub.states:
+        running = hub.running()
+        tools = sum(len(s.listed) for s in running)
+        notes.append(f"MCP: {len(running)}/{len(hub.states)} server(s) up, {tools} tool(s) (/mcp)")
+    return " · ".join(notes)
 
 
 class SlashCommands:
@@ -81,6 +97,17 @@ class SlashCommands:
             table.add_row(tool.name, flags, tool.description)
         self.console.print(table)
         self.console.print(Text(f"sandbox: {self.app.agent.registry.sandbox}", style="dim"))
+
+    async def _mcp(self, arg: str) -> None:
+        from iclaw.mcp.commands import hub_table
+
+        hub = getattr(self.app.agent.registry, "mcp", None)
+        if hub is None or not hub.states:
+            self.console.print("no MCP servers declared (iclaw mcp add NAME -- COMMAND, or .iclaw/mcp.yaml)")
+        else:
+            self.console.print(Text(hub_table(hub)))
+        for problem in getattr(hub, "problems", []):
+            self.console.print(Text(f"problem: {problem}", style="yellow"))
 
     async def _compact(self, arg: str) -> None:
         events = await self.app.agent.compact(arg or None)
