@@ -4,7 +4,9 @@
 in `iclaw/profiles/`; users add their own in `~/.config/iclaw/profiles/` or pass a path.
 A profile may `extends: v2` and change a few fields, so an ablation is a small file, and
 dotted overrides (`memory.budget_tokens=4096`) change single fields from the command
-line. Errors name the file and the field. Knows nothing about how the switches are used.
+line. Errors name the file (or the override) and the field; an unknown key gets the
+closest valid one ("did you mean") and the keys its section has. Knows nothing about
+how the switches are used.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iclaw.config import config_dir, format_validation_error, read_yaml
 from iclaw.errors import ProfileError
+from iclaw.suggest import did_you_mean
 from iclaw.tools.permissions import Mode
 from iclaw.tools.policy import ResourceLimits, SandboxPolicy
 
@@ -81,6 +84,12 @@ class PermissionsConfig(_Section):
         return SandboxPolicy(network=self.network, unsafe_shell=self.unsafe_shell, limits=self.limits)
 
 
+class SamplingConfig(_Section):
+    # What iclaw asks the server for unless --temperature or the endpoint's temperature says
+    # otherwise. Low: at a server's default (often 1.0) a small model babbles. null: the server's.
+    temperature: float | None = Field(0.2, ge=0)
+
+
 class AgentProfile(_Section):
     name: str
     description: str = ""
@@ -89,6 +98,7 @@ class AgentProfile(_Section):
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     failure: FailureConfig = Field(default_factory=FailureConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
 
 
@@ -108,7 +118,10 @@ def _find(name_or_path: str) -> Path:
         candidate = directory / f"{name_or_path}.yaml"
         if candidate.is_file():
             return candidate
-    raise ProfileError(f"unknown profile {name_or_path!r}; known: {', '.join(list_profiles())} (or pass a .yaml path)")
+    known = list_profiles()
+    raise ProfileError(
+        f"unknown profile {name_or_path!r}{did_you_mean(name_or_path, known)}; known: {', '.join(known)} (or pass a .yaml path)"
+    )
 
 
 def _deep_merge(base: dict, update: dict) -> dict:
@@ -133,6 +146,26 @@ def _raw(name_or_path: str, seen: tuple[Path, ...] = ()) -> tuple[dict, Path]:
     return data, path
 
 
+def unknown_key(parts: list[str]) -> str | None:
+    """Why the dotted key `parts` is not a profile field (with the closest one and its section's keys), or None."""
+    model: type[BaseModel] = AgentProfile
+    for i, part in enumerate(parts):
+        fields = model.model_fields
+        if part not in fields:
+            full = ".".join(parts[: i + 1])
+            where = ".".join(parts[:i])
+            candidates = [f"{where}.{name}" if where else name for name in fields]
+            keys = f"the keys of {where} are" if where else "the sections are"
+            return f"unknown profile key {full}{did_you_mean(full, candidates)}; {keys}: {', '.join(fields)}"
+        annotation = fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            if i < len(parts) - 1:
+                return f"{'.'.join(parts[: i + 1])} is a setting, not a section; it has no key {parts[i + 1]!r}"
+            return None
+        model = annotation
+    return None
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply `section.field=value` overrides (values parsed as YAML) to a raw profile dict."""
     out = dict(data)
@@ -140,6 +173,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ProfileError(f"override {item!r} must look like section.field=value (e.g. memory.budget_tokens=4096)")
+        problem = unknown_key(key.strip().split("."))
+        if problem:
+            raise ProfileError(f"override {item}: {problem}")
         try:
             value: Any = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
@@ -153,11 +189,22 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def load_profile(name_or_path: str, overrides: list[str] | None = None) -> AgentProfile:
     data, path = _raw(name_or_path)
-    source = str(path)
     if overrides:
         data = apply_overrides(data, overrides)
-        source += f" (with overrides {', '.join(overrides)})"
     try:
         return AgentProfile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(format_validation_error(source, exc)) from exc
+        raise ProfileError(_explain(exc, path, overrides or [])) from exc
+
+
+def _explain(exc: ValidationError, path: Path, overrides: list[str]) -> str:
+    """One line: the override or the file at fault, the field, and what is wrong with it."""
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    dotted = ".".join(loc)
+    for item in overrides:
+        if item.partition("=")[0].strip() == dotted:  # the override's value is wrong: no file to name
+            return f"override {item}: {first['msg']}"
+    if first["type"] == "extra_forbidden":
+        return f"{path}: {unknown_key(loc) or first['msg']}"
+    return format_validation_error(str(path), exc)

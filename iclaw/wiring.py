@@ -92,7 +92,7 @@ def build_model(settings: AgentSettings, profile: AgentProfile) -> ChatModel:
         timeout_s=endpoint.timeout_s,
         retry=RetryPolicy(max_retries=endpoint.max_retries),
         stream=endpoint.stream,
-        temperature=endpoint.temperature,
+        temperature=endpoint.temperature if endpoint.temperature is not None else profile.sampling.temperature,
         max_tokens=endpoint.max_tokens,
         parallel_tool_calls=False if profile.loop.one_call_per_turn else None,
         counter=load_counter(profile.memory.tokenizer),
