@@ -35,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
 )
 bench_app = typer.Typer(help="Benchmarks: parallel tool calls, long-session memory.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -49,6 +50,12 @@ Workspace = Annotated[Path, typer.Option("--workspace", "-w", help="Directory th
 Mode = Annotated[Optional[str], typer.Option("--mode", help=f"Permission mode: {', '.join(MODES)} (default: the profile's).")]
 Script = Annotated[Optional[Path], typer.Option("--script", help="Replay a scripted model from a YAML/JSON step list (demo, tests).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+RunJson = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON object (status, answer, steps, tokens, model, base_url, ...; "
+                                "status error and the error on failure) instead of the answer alone."),
+]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print progress on stderr: steps, tokens, tok/s, tool calls, retries.")]
 UnsafeShell = Annotated[
     bool,
     typer.Option("--unsafe-shell", help="Run shell/Python tools unconfined where the kernel has no Landlock (permissions.unsafe_shell)."),
@@ -128,28 +135,55 @@ def run(
     temperature: Temperature = None,
     unsafe_shell: UnsafeShell = False,
     no_agents_md: NoAgentsMd = False,
-    as_json: AsJson = False,
+    as_json: RunJson = False,
+    verbose: Verbose = False,
     trajectory: Annotated[Optional[Path], typer.Option("--trajectory", help="Write the trajectory JSONL here.")] = None,
     max_steps: Annotated[int, typer.Option(help="Step limit.")] = 30,
     wall_time: Annotated[float, typer.Option("--wall-time", help="Wall-time limit in seconds.")] = 600.0,
     max_tokens: Annotated[Optional[int], typer.Option(help="Token limit (in + out).")] = None,
     tool_timeout: Annotated[float, typer.Option("--tool-timeout", help="Per-call tool timeout in seconds.")] = 60.0,
 ) -> None:
-    """Run one task headless and print the answer (exit 0 only when the agent answered)."""
+    """Run one task headless and print the answer alone (exit 0 only when the agent answered).
+
+    The endpoint is asked first what it serves (GET /v1/models), so a down server or a
+    wrong model name fails at once. With --json stdout always holds one JSON object, also
+    on failure: {"status": "error", "error": ..., "model": ..., "base_url": ...}.
+    """
+    from iclaw.progress import StderrProgress
     from iclaw.wiring import build_agent
 
-    limits = Limits(max_steps=max_steps, wall_time_s=wall_time, max_tokens=max_tokens, tool_timeout_s=tool_timeout)
-    settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits, temperature, unsafe_shell,
-                         no_agents_md)
-    agent = build_agent(settings, trajectory_path=trajectory)
-    result = anyio.run(agent.run, task)
+    where: dict = {"model": model, "base_url": base_url, "profile": profile}
+    try:
+        limits = Limits(max_steps=max_steps, wall_time_s=wall_time, max_tokens=max_tokens, tool_timeout_s=tool_timeout)
+        settings = _settings(endpoint, base_url, model, profile, overrides, workspace, mode, script, limits, temperature,
+                             unsafe_shell, no_agents_md)
+        where = {"model": settings.endpoint.model, "base_url": None if script else settings.endpoint.base_url,
+                 "profile": settings.profile_name}
+        agent = build_agent(settings, trajectory_path=trajectory)
+        if verbose:
+            agent.on_event = StderrProgress()
+        result = anyio.run(_checked_run, agent, task)
+    except IclawError as exc:
+        if not as_json:
+            raise
+        typer.echo(json.dumps({"status": "error", "error": str(exc), **where}, ensure_ascii=False))
+        raise typer.Exit(1) from exc
     if as_json:
-        typer.echo(json.dumps({**result.summary(), "profile": agent.profile.name}, ensure_ascii=False))
+        where.update(model=getattr(agent.model, "name", where["model"]), profile=agent.profile.name)
+        typer.echo(json.dumps({**result.summary(), **where}, ensure_ascii=False))
     elif result.status == "submitted":
         typer.echo(result.answer or "")
     else:
         typer.echo(f"iclaw: {result.status.replace('_', ' ')}: {result.error}", err=True)
     raise typer.Exit(0 if result.status == "submitted" else 3)
+
+
+async def _checked_run(agent, task: str):
+    """Ask the endpoint whether it serves the model (when it can say), then run the task."""
+    check = getattr(agent.model, "check_served", None)
+    if check is not None:
+        await check()
+    return await agent.run(task)
 
 
 @app.command(epilog="Example: iclaw sessions")

@@ -82,8 +82,9 @@ class TurnProgress:
         elif kind == "step":
             self.step_tokens = 0
             self.done_tokens += event.get("tokens_out", 0)
-            if self.first_token_at is not None and now > self.first_token_at and event.get("tokens_out"):
-                self.rate = event["tokens_out"] / max(now - self.first_token_at, 1e-6)
+            # A rate over less than 50 ms (an in-process model, a cached reply) says nothing.
+            if self.first_token_at is not None and now - self.first_token_at > 0.05 and event.get("tokens_out"):
+                self.rate = event["tokens_out"] / (now - self.first_token_at)
             self.phase = "thinking"
         elif kind == "tool_start":
             self.running[str(event.get("id"))] = event["name"]

@@ -53,7 +53,7 @@ def test_unreachable_endpoint_is_one_line_naming_the_url(workspace, isolated_hom
                          capture_output=True, text=True, env={**_env(isolated_home)})
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "http://127.0.0.1:9/v1/chat/completions" in lines[0]
+    assert len(lines) == 1 and "cannot reach the model endpoint http://127.0.0.1:9/v1/models" in lines[0]
     assert "Traceback" not in out.stderr
 
 
