@@ -35,7 +35,7 @@ from llm.infer.drafters import Drafter, check_same_tokenizer
 from llm.infer.engine import Engine, prefill
 from llm.infer.sampling import SamplingParams, penalize, sample, seen_mask, target_probs
 
-__all__ = ["SpeculativeDecoder", "SpeculativeStats", "predicted_speedup"]
+__all__ = ["SpeculativeDecoder", "SpeculativeStats", "accept_drafts", "predicted_speedup"]
 
 MAX_GAMMA = 15  # verification of gamma + 1 tokens stays a small-batch (GEMV-shaped) pass
 
@@ -44,6 +44,48 @@ def predicted_speedup(alpha: float, gamma: float, c: float) -> float:
     """Leviathan et al. eq. 1: expected walltime improvement for acceptance rate alpha, gamma drafts, cost ratio c."""
     alpha = min(max(alpha, 0.0), 0.999)
     return (1 - alpha ** (gamma + 1)) / ((1 - alpha) * (gamma * c + 1))
+
+
+def accept_drafts(
+    logits: torch.Tensor,
+    drafts: list[int],
+    params: SamplingParams,
+    q: torch.Tensor | None = None,
+    seen: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[list[int], int]:
+    """The tokens one verification round produces, and how many of them are accepted drafts.
+
+    logits (1 + k, V): the target's rows after the last accepted token and after each of the k
+    `drafts`. q (k, V): the distributions the drafts were drawn from, None for a deterministic
+    drafter (one-hot). seen (V,): tokens seen so far, for the repetition penalty (not changed).
+    Greedy keeps drafts while they equal the target's argmax; sampling keeps draft d with
+    probability min(1, p(d)/q(d)) and else draws from norm(max(0, p - q)) (Leviathan et al.
+    2023, section 2.3). Either way the round ends with one token of the target's own.
+    """
+    seen = None if seen is None else seen.clone()
+    out: list[int] = []
+    for i, d in enumerate(drafts):
+        row = logits[i : i + 1]  # (1, V)
+        if params.greedy:
+            choice = int(penalize(row, None if seen is None else seen[None], params.repetition_penalty).argmax())
+            if choice != d:
+                return out + [choice], i
+        else:
+            p = target_probs(row, params, None if seen is None else seen[None])[0]  # (V,)
+            q_d = float(q[i, d]) if q is not None else 1.0
+            r = float(torch.rand(1, generator=generator))
+            if r >= min(1.0, float(p[d]) / q_d):
+                residual = p - (q[i] if q is not None else torch.nn.functional.one_hot(torch.tensor(d), p.numel()))
+                residual = residual.clamp(min=0)
+                if float(residual.sum()) <= 0:  # p == q: rejection has probability 0; guard rounding
+                    residual = p
+                return out + [int(torch.multinomial(residual / residual.sum(), 1, generator=generator))], i
+        out.append(d)
+        if seen is not None:
+            seen[d] = True
+    bonus = sample(logits[len(drafts) :], params, None if seen is None else seen[None], generator)
+    return out + [int(bonus[0])], len(drafts)
 
 
 @dataclass
@@ -147,7 +189,7 @@ class SpeculativeDecoder:
             feed = torch.tensor([[tokens[-1], *drafts]])  # (1, 1 + k)
             logits = model(feed, torch.arange(n, n + feed.shape[1]), cache)[0]  # (1 + k, V)
             t2 = time.perf_counter()
-            emit, accepted = self._accept(logits, drafts, q, params, seen, generator)
+            emit, accepted = accept_drafts(logits, drafts, params, q, seen, generator)
             st = self.stats
             st.rounds += 1
             st.proposed += len(drafts)
@@ -157,37 +199,3 @@ class SpeculativeDecoder:
             st.draft_seconds += t1 - t0
             st.target_seconds += t2 - t1
             st.draft_steps += len(drafts) if getattr(self.drafter, "model", None) is not None else 0
-
-    def _accept(
-        self,
-        logits: torch.Tensor,
-        drafts: list[int],
-        q: torch.Tensor | None,
-        params: SamplingParams,
-        seen: torch.Tensor | None,
-        generator: torch.Generator | None,
-    ) -> tuple[list[int], int]:
-        """Tokens this round produces and how many drafts were accepted; logits (1 + k, V)."""
-        seen = None if seen is None else seen.clone()
-        out: list[int] = []
-        for i, d in enumerate(drafts):
-            row = logits[i : i + 1]  # (1, V)
-            if params.greedy:
-                choice = int(penalize(row, None if seen is None else seen[None], params.repetition_penalty).argmax())
-                if choice != d:
-                    return out + [choice], i
-            else:
-                p = target_probs(row, params, None if seen is None else seen[None])[0]  # (V,)
-                q_d = float(q[i, d]) if q is not None else 1.0
-                r = float(torch.rand(1, generator=generator))
-                if r >= min(1.0, float(p[d]) / q_d):
-                    residual = p - (q[i] if q is not None else torch.nn.functional.one_hot(torch.tensor(d), p.numel()))
-                    residual = residual.clamp(min=0)
-                    if float(residual.sum()) <= 0:  # p == q: rejection has probability 0; guard rounding
-                        residual = p
-                    return out + [int(torch.multinomial(residual / residual.sum(), 1, generator=generator))], i
-            out.append(d)
-            if seen is not None:
-                seen[d] = True
-        bonus = sample(logits[len(drafts) :], params, None if seen is None else seen[None], generator)
-        return out + [int(bonus[0])], len(drafts)

@@ -3,9 +3,9 @@
 A step is a forward pass per prompt chunk plus one batched pass over all decoding
 sequences, each at its own position, one token each. When a single sequence is decoding
 greedily and a drafter (`llm.infer.drafters`) is configured, the decode pass instead
-verifies up to k proposed tokens at once, over the paged cache (speculative decoding,
-Leviathan et al. 2023, "Fast Inference from Transformers via Speculative Decoding";
-greedy acceptance keeps the output identical to plain greedy decoding).
+verifies up to k proposed tokens at once, over the paged cache (speculative decoding, with
+the acceptance rule of `llm.infer.speculative`, the one the offline engine uses; greedy
+acceptance keeps the output identical to plain greedy decoding).
 
 A sequence with a grammar (guided decoding, `llm.infer.guidance`) has its logits masked to
 the tokens the grammar allows before sampling, and its guide advanced with every token,
@@ -24,7 +24,8 @@ import torch
 
 from llm.infer.drafters import Drafter
 from llm.infer.paged_kv import OutOfBlocks, PagedKVCache
-from llm.infer.sampling import constrain, sample, seen_mask, target_probs
+from llm.infer.sampling import constrain, draw, sample, seen_mask, target_probs
+from llm.infer.speculative import accept_drafts
 from llm.serve.forward import ServedNet, forward_logits, model_device
 from llm.serve.metrics import ServeMetrics
 from llm.serve.sequence import Sequence, TokenLogprobs
@@ -110,7 +111,7 @@ class ModelRunner:
             if params.greedy:
                 token = int(sample(scores.unsqueeze(0), params, seen)[0])
             else:
-                token = _draw(target_probs(scores.unsqueeze(0), params, seen)[0], seq.generator)
+                token = draw(target_probs(scores.unsqueeze(0), params, seen)[0], seq.generator)
         if seq.guide is not None:
             seq.guide.accept(token)
         # Logprobs are the model's own (unmasked), as the model saw the choice.
@@ -141,30 +142,16 @@ class ModelRunner:
         idx = torch.tensor([[seq.tokens[-1], *draft]])  # (1, 1+k)
         pos = torch.arange(L - 1, L + len(draft)).unsqueeze(0)  # (1, 1+k)
         logits = self._forward(idx, pos, [seq], last_only=False)[0]  # (1+k, V)
-        picks: list[Pick] = []
-        for i, proposed in enumerate(draft + [None]):
-            pick = self._pick(seq, logits[i], len(seq.output) + i)
-            picks.append(pick)
-            if pick.token != proposed:
-                break
-        accepted = len(picks) - 1
+        # No forced tokens, no grammar and no repetition penalty here (`_can_speculate`).
+        tokens, accepted = accept_drafts(logits, draft, seq.options.params)
+        top = seq.options.logprobs
+        picks = [Pick(t, _logprobs(logits[i], t, top) if top is not None else None) for i, t in enumerate(tokens)]
         if self.metrics is not None:
             self.metrics.speculative_proposed.inc(len(draft))
             self.metrics.speculative_accepted.inc(accepted)
         # Keys/values are valid up to the last accepted draft token; the rest is overwritten later.
         seq.num_computed = L + accepted
         return picks
-
-
-def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> int:
-    """One id from probs (V,) by inverting the cumulative distribution at a single uniform draw.
-
-    Same distribution as `torch.multinomial`, which on CPU draws a random number per vocabulary
-    entry (about 1 ms per row for a 49k vocabulary, a tenth of a batched decode step).
-    """
-    cdf = probs.cumsum(-1)  # (V,)
-    u = torch.rand((), generator=generator) * cdf[-1]
-    return int(torch.searchsorted(cdf, u, right=True).clamp(max=probs.shape[-1] - 1))
 
 
 def _logprobs(logits: torch.Tensor, token: int, top: int) -> TokenLogprobs:

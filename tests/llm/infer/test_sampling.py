@@ -4,7 +4,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from llm.infer.sampling import SamplingParams, penalize, sample, seen_mask, target_probs
+from llm.infer.sampling import SamplingParams, draw, penalize, sample, seen_mask, target_probs
 
 LOGITS = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0]])
 
@@ -58,3 +58,11 @@ def test_invalid_params_are_rejected():
         SamplingParams(temperature=-1)
     with pytest.raises(ValidationError):
         SamplingParams(unknown=1)
+
+
+def test_sampling_draw_follows_the_distribution():
+    probs = torch.tensor([0.1, 0.0, 0.6, 0.3])
+    g = torch.Generator().manual_seed(0)
+    counts = torch.bincount(torch.tensor([draw(probs, g) for _ in range(20000)]), minlength=4) / 20000
+    assert counts[1] == 0  # a zero-probability token is never drawn
+    torch.testing.assert_close(counts, probs, atol=0.015, rtol=0)

@@ -10,7 +10,7 @@ from llm.infer.drafters import ModelDrafter, PromptLookupDrafter, check_same_tok
 from llm.infer.engine import Engine
 from llm.infer.inference_model import InferenceModel
 from llm.infer.sampling import SamplingParams, target_probs
-from llm.infer.speculative import SpeculativeDecoder, predicted_speedup
+from llm.infer.speculative import SpeculativeDecoder, accept_drafts, predicted_speedup
 from llm.model import GPT
 from llm.tokenizer import Tokenizer
 
@@ -136,6 +136,17 @@ def chi2_critical(dof: int) -> float:
     return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
 
 
+def test_greedy_acceptance_keeps_drafts_up_to_the_first_mismatch():
+    """The rule the engine's decoder and the server's runner share: the target's argmax wins."""
+    logits = torch.full((4, 6), -1.0)
+    for row, best in enumerate([3, 1, 4, 2]):  # the target's argmax after each position
+        logits[row, best] = 1.0
+    greedy = SamplingParams()
+    assert accept_drafts(logits, [3, 1, 4], greedy) == ([3, 1, 4, 2], 3)  # all kept, plus a bonus token
+    assert accept_drafts(logits, [3, 5, 4], greedy) == ([3, 1], 1)  # the target's own token at the mismatch
+    assert accept_drafts(logits[:1], [], greedy) == ([3], 0)
+
+
 @pytest.mark.parametrize("drafter", ["model", "deterministic"])
 def test_rejection_sampling_reproduces_the_target_distribution(drafter):
     """Leviathan et al. theorem: whatever q is, accepted-or-resampled tokens are distributed as p."""
@@ -145,17 +156,16 @@ def test_rejection_sampling_reproduces_the_target_distribution(drafter):
     logits = torch.randn(3, V) * 1.5  # target rows for draft positions 0, 1 and the bonus
     p = target_probs(logits, params)
     q = torch.softmax(torch.randn(2, V) * 1.5, -1)  # a different draft distribution
-    dec = SpeculativeDecoder(PromptLookupDrafter(), gamma=2)
     gen = torch.Generator().manual_seed(1)
     first = torch.zeros(V)
     second = torch.zeros(V)
     for _ in range(N):
         if drafter == "model":
             drafts = [int(torch.multinomial(q[i], 1, generator=gen)) for i in range(2)]
-            out, _ = dec._accept(logits, drafts, q, params, None, gen)
+            out, _ = accept_drafts(logits, drafts, params, q, None, gen)
         else:
             drafts = [2, 5]  # e.g. prompt lookup: q is one-hot
-            out, _ = dec._accept(logits, drafts, None, params, None, gen)
+            out, _ = accept_drafts(logits, drafts, params, None, None, gen)
         first[out[0]] += 1
         if len(out) > 1 and out[0] == drafts[0]:
             second[out[1]] += 1  # the next token, given the first draft was accepted
