@@ -29,7 +29,7 @@ from anyio.from_thread import BlockingPortal
 
 from iclaw.config import data_dir
 from iclaw.errors import IclawError, ToolError
-from iclaw.mcp.config import ServerEntry, load_servers
+from iclaw.mcp.config import McpServerSpec, ServerEntry, load_servers
 from iclaw.mcp.tools import SEPARATOR, ToolSchemaError, arguments_model, mcp_tool
 from iclaw.tools.builtin import BUILTIN_TOOLS
 from iclaw.tools.permissions import Permissions
@@ -37,7 +37,7 @@ from iclaw.tools.process import ProcessRunner
 from iclaw.tools.registry import ToolRegistry
 from iclaw.tools.tool import classify_message
 
-__all__ = ["McpHub", "ServerState", "open_hub"]
+__all__ = ["McpHub", "ServerState", "open_hub", "start_task_servers"]
 
 _STOP_TIMEOUT_S = 10.0
 
@@ -259,6 +259,23 @@ def open_hub(
     """A hub for the servers declared in the user config and the workspace (not started yet)."""
     entries, problems = load_servers(workspace, reserved=BUILTIN_TOOLS)
     return McpHub(entries, workspace, runner=runner, problems=problems, on_notice=on_notice)
+
+
+def start_task_servers(
+    registry: ToolRegistry, permissions: Permissions, servers: dict[str, McpServerSpec], source: str
+) -> McpHub:
+    """Start a task's servers inside its sandbox and add their tools; IclawError if any fails.
+
+    Every command goes through the registry's sandbox launcher (`sandbox: true` is forced);
+    the caller closes the hub when the attempt ends."""
+    entries = [ServerEntry(name, spec.model_copy(update={"sandbox": True}), source) for name, spec in servers.items()]
+    hub = McpHub(entries, registry.workspace.root, runner=registry.runner, on_notice=lambda line: None).start()
+    if hub.problems:
+        hub.close()
+        raise IclawError(f"mcp_servers: {hub.problems[0]}")
+    hub.attach(registry, permissions)
+    registry.mcp = hub
+    return hub
 
 
 async def _set(event: Any) -> None:

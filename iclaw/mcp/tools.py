@@ -38,13 +38,13 @@ class ToolSchemaError(IclawError):
 def arguments_model(name: str, schema: Any) -> type[BaseModel]:
     """A pydantic model that accepts exactly what `schema` accepts (checked by jsonschema)."""
     if not isinstance(schema, dict) or schema.get("type", "object") != "object":
-        raise ToolSchemaError("inputSchema must be a JSON Schema object with type: object")
+        raise ToolSchemaError("it must be a JSON Schema object with type: object")
     try:
         cls = validator_for(schema)
         cls.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        raise ToolSchemaError(f"inputSchema is not valid JSON Schema at {where}: {exc.message}") from exc
+        raise ToolSchemaError(f"not valid JSON Schema at {where}: {exc.message}") from exc
     validator = cls(schema)
 
     class Arguments(BaseModel):
