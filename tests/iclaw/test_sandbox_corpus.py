@@ -250,8 +250,10 @@ def _reset(a: Arena) -> None:
     os.chmod(a.secret, 0o644)
 
 
-async def _run(arena: Arena, attack: Attack, landlock: bool) -> tuple[str, str]:
-    """(outcome, detail): outcome is blocked | refused | ESCAPED."""
+async def _run(arena: Arena, attack: Attack, landlock: bool, call=None) -> tuple[str, str]:
+    """(outcome, detail): outcome is blocked | refused | ESCAPED.
+
+    `call(tool, arguments) -> ToolResult`, when given, makes the call some other way (an MCP client)."""
     _reset(arena)
     if attack.setup:
         attack.setup(arena)
@@ -262,8 +264,11 @@ async def _run(arena: Arena, attack: Attack, landlock: bool) -> tuple[str, str]:
     )
     before = _fingerprint(arena.root, arena.ws)
     started = time.monotonic()
-    executor = ToolExecutor(registry, timeout_s=TIMEOUT_S)
-    [result] = await executor.run([ToolCall(id="c1", name=attack.tool, arguments=attack.args(arena))])
+    if call is not None:
+        result = await call(attack.tool, attack.args(arena))
+    else:
+        executor = ToolExecutor(registry, timeout_s=TIMEOUT_S)
+        [result] = await executor.run([ToolCall(id="c1", name=attack.tool, arguments=attack.args(arena))])
     elapsed = time.monotonic() - started
     time.sleep(0.1)  # let a survivor or a late packet show itself
     escapes = []
