@@ -104,17 +104,17 @@ def run(
         if model:
             raise SpecError("--validate always runs the oracle and null models; drop --model")
         return _validate(_load(suite, keep_going, task), parse_agent_specs(agent or shipped_profiles()), jobs)
-    agents = parse_agent_specs(agent or ["v2"])
     options = RunOptions(epochs=epochs, jobs=jobs, retries=retries, task_filter=list(task))
     if resume:
         if model:
             raise SpecError("--resume reuses the stored run's models, agents and suite; drop --model")
         with _existing_store(out, db) as store:
             return _resume(store, out, resume, options, keep_going)
+    loaded = _load(suite, keep_going, task)  # the suite first, then the models; all before a database exists
     if not model:
         raise SpecError("give at least one --model (oracle, null, NAME=URL or NAME=ckpt:PATH), or --validate")
     models = parse_model_specs(model, temperature)
-    loaded = _load(suite, keep_going, task)  # bad input fails before a database is created
+    agents = parse_agent_specs(agent or ["v2"])
     with Store(_db_path(out, db)) as store:
         return _run(store, out, loaded, models, agents, options)
 

@@ -33,6 +33,7 @@ import httpx
 from iclaw.errors import ProfileError
 from iclaw.model import ChatModel, OpenAIChatModel, ScriptedModel
 from iclaw.profile import AgentProfile, load_profile
+from iclaw.suggest import did_you_mean
 
 from evals.errors import HarnessError, SpecError
 from evals.server import LlmServer
@@ -277,7 +278,8 @@ def parse_model_specs(values: list[str], temperature: float | None = None) -> li
             else:
                 raise SpecError(f"--model {spec!r}: after '=' give an http(s):// URL or ckpt:PATH")
         else:
-            raise SpecError(f"--model {spec!r}: use oracle, null, NAME=URL or NAME=ckpt:PATH")
+            hint = did_you_mean(spec, ("oracle", "null"))
+            raise SpecError(f"--model {spec!r}{hint}: use oracle, null, NAME=URL or NAME=ckpt:PATH")
     for version in versions:
         version.temperature = temperature
     return _checked(versions, "--model", "oracle, null, NAME=URL or NAME=ckpt:PATH")

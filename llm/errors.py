@@ -3,10 +3,15 @@
 Every error a user can cause (bad config, missing file, unknown model name, ...) is an
 `LLMError` whose message says what to fix. The CLI prints it in one line and exits 1;
 library callers catch `LLMError`. Foreign errors (OSError, safetensors, gguf, pydantic)
-are translated once at the boundary with `raise X(...) from exc`.
+are translated once at the boundary with `raise X(...) from exc`. `did_you_mean` turns a
+near-miss name into the hint those messages carry.
 """
 
+import difflib
+from collections.abc import Iterable
+
 __all__ = [
+    "did_you_mean",
     "LLMError",
     "ConfigError",
     "CheckpointError",
@@ -53,3 +58,9 @@ class TrainingError(LLMError):
 
 class InferenceError(LLMError):
     """A generation request is invalid (e.g. the context is longer than the model allows)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest of `choices`, or '' when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""

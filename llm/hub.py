@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from llm.checkpoint import is_checkpoint
-from llm.errors import ModelNotFound
+from llm.errors import ModelNotFound, did_you_mean
 
 __all__ = ["RegistryEntry", "REGISTRY", "llm_home", "model_dir", "source_file", "resolve_model", "pull"]
 
@@ -69,7 +69,10 @@ def resolve_model(name_or_path: str | Path) -> Path:
         raise ModelNotFound(f"model {name!r} is not pulled yet; run `llm pull {name}`")
     pulled = sorted(x.name for x in (llm_home() / "models").glob("*") if is_checkpoint(x)) if (llm_home() / "models").exists() else []
     hint = f"; pulled: {', '.join(pulled)}" if pulled else ""
-    raise ModelNotFound(f"{name!r} is neither a checkpoint path nor a known model; known models: {_known()}{hint}")
+    if any(sep in name for sep in ("/", os.sep)) or name.startswith((".", "~")):
+        raise ModelNotFound(f"no checkpoint directory at {name}: the path does not exist; check it, or give a model name ({_known()})")
+    close = did_you_mean(name, [*REGISTRY, *pulled])
+    raise ModelNotFound(f"unknown model {name!r}{close}; known models: {_known()}{hint} (or give a checkpoint directory)")
 
 
 def _pull_from_hub(entry: RegistryEntry, out: Path, log: Callable[[str], None]) -> bool:

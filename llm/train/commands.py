@@ -50,9 +50,12 @@ def pretrain_cmd(
 
     Example: llm train pretrain --preset nano --data data/stdlib --name nano-stdlib train.lr=3e-3
     """
+    from llm.config import preset_path
     from llm.train.config import load_train_config
     from llm.train.pretrain import pretrain
 
+    if preset is not None:
+        preset_path(preset)  # the cheap check first: a typo is named before data.dir is looked at
     extra = _shortcuts(
         **{
             "model.preset": preset,

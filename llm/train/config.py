@@ -20,8 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from llm.config import ModelConfig, apply_overrides, load_preset
-from llm.errors import ConfigError
+from llm.config import ModelConfig, apply_overrides, load_preset, preset_path
+from llm.errors import ConfigError, did_you_mean
 
 __all__ = [
     "TrainConfig",
@@ -50,10 +50,12 @@ class ModelSection(BaseModel):
 
     @model_validator(mode="after")
     def _known_fields(self) -> "ModelSection":
+        preset_path(self.preset)  # an unknown preset fails here, before any data or checkpoint is read
         unknown = sorted(set(self.model_extra or {}) - set(ModelConfig.model_fields))
         if unknown:
+            hint = did_you_mean(unknown[0], ["preset", "checkpoint", *ModelConfig.model_fields])
             raise ValueError(
-                f"unknown model field(s) {', '.join(unknown)}; valid: preset, checkpoint, {', '.join(ModelConfig.model_fields)}"
+                f"unknown model field(s) {', '.join(unknown)}{hint}; valid: preset, checkpoint, {', '.join(ModelConfig.model_fields)}"
             )
         return self
 
@@ -166,8 +168,8 @@ def _one_line(exc: ValidationError) -> str:
         key = ".".join(loc) or "(root)"
         if err["type"] == "extra_forbidden":
             section = _SECTIONS.get(loc[0]) if len(loc) == 2 else None
-            valid = ", ".join(section.model_fields) if section else ", ".join(_SECTIONS)
-            parts.append(f"{key}: unknown key (valid: {valid})")
+            valid = list(section.model_fields) if section else list(_SECTIONS)
+            parts.append(f"{key}: unknown key{did_you_mean(loc[-1], valid)} (valid: {', '.join(valid)})")
         else:
             msg = err["msg"].removeprefix("Value error, ")
             parts.append(f"{key}: {msg}")

@@ -182,6 +182,7 @@ def test_broken_task_file_stops_the_run_unless_keep_going(suite, tmp_path, capsy
         (["report", "nope"], "no results database at"),
         (["report", "latest", "--format", "pdf"], "use one of table, md, json, html"),
         (["--no-such-flag"], "No such option"),
+        (["--model", "oracel"], "--model 'oracel' (did you mean oracle?)"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(suite, tmp_path, capsys, argv, message):
@@ -191,6 +192,13 @@ def test_bad_input_is_one_line_and_non_zero(suite, tmp_path, capsys, argv, messa
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert message in lines[0]
+
+
+def test_the_suite_is_checked_before_the_models(capsys, tmp_path):
+    for argv in ([], ["--model", "bogus"], ["--model", "oracle", "--agent", "v9"]):
+        code, _, err = cli(capsys, "--suite", tmp_path / "nonexistent", "--out", tmp_path / "r", *argv)
+        assert code == 1 and "no such suite directory or task file" in err, (argv, err)
+    assert not (tmp_path / "r").exists()
 
 
 def test_help_shows_examples(capsys):

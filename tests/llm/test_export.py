@@ -206,7 +206,7 @@ def test_refuses_unmerged_adapter(capsys, tmp_path, tokenizer):
 
 def test_missing_checkpoint_and_occupied_out(capsys, tmp_path, tokenizer):
     line = _one_line_error(capsys, ["export", "hf", str(tmp_path / "nope"), "--out", str(tmp_path / "hf")])
-    assert "nope" in line and "neither a checkpoint path nor a known model" in line
+    assert "nope" in line and "no checkpoint directory at" in line
     assert not (tmp_path / "hf").exists()
     ck = _nano_checkpoint(tmp_path / "ck", tokenizer)
     (tmp_path / "busy").mkdir()

@@ -27,9 +27,9 @@ def test_resolved_config_round_trips(tmp_path):
 @pytest.mark.parametrize(
     "overrides,needle",
     [
-        (["train.lrr=3"], "train.lrr: unknown key (valid: lr, min_lr_ratio"),
-        (["trian.lr=3"], "trian: unknown key (valid: model, data, train"),
-        (["model.d_modle=64"], "unknown model field(s) d_modle; valid: preset, checkpoint, name, vocab_size, d_model"),
+        (["train.lrr=3"], "train.lrr: unknown key (did you mean lr?) (valid: lr, min_lr_ratio"),
+        (["trian.lr=3"], "trian: unknown key (did you mean train?) (valid: model, data, train"),
+        (["model.d_modle=64"], "unknown model field(s) d_modle (did you mean d_model?); valid: preset, checkpoint, name, vocab_size, d_model"),
         (["train.schedule=linear"], "train.schedule: Input should be 'cosine', 'wsd' or 'constant'"),
         (["train.lr=-1"], "train.lr: Input should be greater than 0"),
         (["train.lr"], "must look like key.path=value"),
