@@ -6,15 +6,16 @@ tokenizers or training. Presets live in `llm/presets/<name>.yaml`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from llm.errors import ConfigError
+from llm.errors import ConfigError, did_you_mean
 
-__all__ = ["ModelConfig", "AdapterConfig", "LORA_TARGETS", "load_preset", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
+__all__ = ["ModelConfig", "AdapterConfig", "LORA_TARGETS", "load_preset", "preset_path", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -118,14 +119,14 @@ class ModelConfig(BaseModel):
         return total
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line naming the source and every bad field."""
+def format_validation_error(exc: ValidationError, source: str, fields: Iterable[str] | None = None) -> str:
+    """One line naming the source and every bad field; an unknown key gets the closest of `fields`."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(root)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + did_you_mean(str(err["loc"][-1]), fields or ())
         parts.append(f"{loc}: {msg}")
     return f"{source}: " + "; ".join(parts)
 
@@ -138,13 +139,21 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+def preset_path(name: str) -> Path:
+    """The YAML file of preset `name` (a built-in name or a YAML path); cheap, so callers check it first."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        hint = did_you_mean(name, list_presets())
+        raise ConfigError(f"unknown preset {name!r}{hint}; valid presets: {', '.join(list_presets())} (or a YAML file)")
+    return path
+
+
 def load_preset(name: str) -> ModelConfig:
     """Load `llm/presets/<name>.yaml` (or a YAML path) into a ModelConfig."""
-    path = Path(name)
-    if not (path.suffix in (".yaml", ".yml") and path.exists()):
-        path = PRESET_DIR / f"{name}.yaml"
-        if not path.exists():
-            raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(list_presets())}")
+    path = preset_path(name)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -154,7 +163,8 @@ def load_preset(name: str) -> ModelConfig:
     try:
         return ModelConfig(**data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(path)) + f" (valid keys: {_model_fields_hint()})") from exc
+        message = format_validation_error(exc, str(path), ModelConfig.model_fields)
+        raise ConfigError(f"{message} (valid keys: {_model_fields_hint()})") from exc
 
 
 def parse_value(raw: str, where: str = "") -> Any:
