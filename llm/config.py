@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from llm.errors import ConfigError, did_you_mean
 
-__all__ = ["ModelConfig", "AdapterConfig", "LORA_TARGETS", "load_preset", "preset_path", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
+__all__ = ["ModelConfig", "MoEConfig", "AdapterConfig", "LORA_TARGETS", "load_preset", "preset_path", "list_presets", "apply_overrides", "parse_value", "format_validation_error"]
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -61,6 +61,47 @@ class AdapterConfig(BaseModel):
         return self.alpha / self.rank
 
 
+class MoEConfig(BaseModel):
+    """A sparse Mixture-of-Experts feed-forward (the `moe:` block; see docs/moe.md).
+
+    Each token's router picks `top_k` of `n_experts` SwiGLU experts of width `expert_hidden`
+    (default: the model's `ffn_hidden`); `n_shared` always-on experts of the same width see
+    every token (DeepSeekMoE, Dai et al. 2024, §3.1 fine-grained and §3.2 shared experts).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_experts: int = 8
+    top_k: int = 2
+    n_shared: int = 0
+    expert_hidden: int | None = None  # None = the model's ffn_hidden
+    router: Literal["softmax", "sigmoid"] = "softmax"
+    # aux_loss: Switch/GShard n * sum f_i P_i; aux_free: DeepSeek-V3's selection bias; none: neither
+    balance: Literal["aux_loss", "aux_free", "none"] = "aux_loss"
+    aux_loss_coef: float = 0.01
+    bias_update_rate: float = 0.001  # gamma of the aux-free bias update
+    router_z_loss_coef: float = 0.0  # ST-MoE's z-loss (Zoph et al. 2022, eq. 5); 1e-3 there
+    capacity_factor: float | None = None  # None = no capacity limit; else ceil(cf * tokens * top_k / n_experts)
+    layers: list[int] | None = None  # which blocks are MoE (None = all)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MoEConfig":
+        if self.n_experts < 1:
+            raise ValueError(f"moe.n_experts must be >= 1, got {self.n_experts}")
+        if not 1 <= self.top_k <= self.n_experts:
+            raise ValueError(f"moe.top_k must be between 1 and moe.n_experts ({self.n_experts}), got {self.top_k}")
+        if self.n_shared < 0:
+            raise ValueError(f"moe.n_shared must be >= 0, got {self.n_shared}")
+        if self.expert_hidden is not None and self.expert_hidden < 1:
+            raise ValueError(f"moe.expert_hidden must be >= 1, got {self.expert_hidden}")
+        for name in ("aux_loss_coef", "bias_update_rate", "router_z_loss_coef"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"moe.{name} must be >= 0, got {getattr(self, name)}")
+        if self.capacity_factor is not None and self.capacity_factor <= 0:
+            raise ValueError(f"moe.capacity_factor must be > 0 (or null for no limit), got {self.capacity_factor}")
+        return self
+
+
 class ModelConfig(BaseModel):
     """A Llama-style decoder: RMSNorm, RoPE, SwiGLU feed-forward, grouped-query attention."""
 
@@ -81,8 +122,9 @@ class ModelConfig(BaseModel):
     tie_embeddings: bool = True
     max_seq_len: int = 1024
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    # Slot for the feed-forward kind; Mixture-of-Experts variants plug in here.
-    ffn_kind: Literal["dense"] = "dense"
+    # The feed-forward kind, set from the `moe` block: "moe" when it is set (model.moe=null: dense).
+    ffn_kind: Literal["dense", "moe"] = "dense"
+    moe: MoEConfig | None = None
     tokenizer: str = "bpe"  # tokenizer name (informational; the weights ship with tokenizer.json)
     chat_template: str = "chatml"
     default_system: str | None = None  # system prompt the chat template inserts when none is given
@@ -98,7 +140,19 @@ class ModelConfig(BaseModel):
             raise ValueError(f"n_heads ({self.n_heads}) must be divisible by n_kv_heads ({kv})")
         if self.head_dim % 2:
             raise ValueError(f"head dim d_model/n_heads ({self.head_dim}) must be even for RoPE")
+        self.ffn_kind = "moe" if self.moe is not None else "dense"  # follows the moe block
+        if self.moe is not None:
+            bad = [i for i in self.moe.layers or [] if not 0 <= i < self.n_layers]
+            if bad:
+                raise ValueError(f"moe.layers {bad} out of range: the model has layers 0..{self.n_layers - 1}")
         return self
+
+    def is_moe_layer(self, layer: int) -> bool:
+        return self.moe is not None and (self.moe.layers is None or layer in self.moe.layers)
+
+    @property
+    def expert_hidden(self) -> int:
+        return (self.moe.expert_hidden if self.moe else None) or self.ffn_hidden
 
     @property
     def kv_heads(self) -> int:
@@ -108,14 +162,22 @@ class ModelConfig(BaseModel):
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
-    def num_params(self, include_embeddings: bool = True) -> int:
-        """Parameter count computed from the shapes (matches `sum(p.numel())` of the model)."""
+    def num_params(self, include_embeddings: bool = True, active: bool = False) -> int:
+        """Parameter count computed from the shapes (matches `sum(p.numel())` of the model).
+
+        `active` counts what one token uses: in MoE layers the router, the shared experts and
+        `top_k` routed experts (the aux-free selection bias is not a weight and is left out).
+        """
         d, hd = self.d_model, self.head_dim
         attn = d * self.n_heads * hd * 2 + d * self.kv_heads * hd * 2
-        ffn = 3 * d * self.ffn_hidden
-        per_layer = attn + ffn + 2 * d
-        emb = self.vocab_size * d * (1 if self.tie_embeddings else 2)
-        total = self.n_layers * per_layer + d + (emb if include_embeddings else 0)
+        total = d + (self.vocab_size * d * (1 if self.tie_embeddings else 2) if include_embeddings else 0)
+        for layer in range(self.n_layers):
+            ffn = 3 * d * self.ffn_hidden
+            if self.moe is not None and self.is_moe_layer(layer):
+                m, expert = self.moe, 3 * d * self.expert_hidden
+                routed = m.top_k if active else m.n_experts
+                ffn = d * m.n_experts + (routed + m.n_shared) * expert + (0 if active else m.n_experts)
+            total += attn + ffn + 2 * d
         return total
 
 

@@ -1,5 +1,7 @@
 """Llama-style decoder: RMSNorm, rotary position embeddings, SwiGLU, grouped-query attention.
 
+Any block's SwiGLU can be a Mixture of Experts instead (`ModelConfig.moe`, `llm.moe`).
+
 The model knows nothing about tokenizers, checkpoints or sampling. Attention takes
 explicit `positions` and an optional KV cache object (see `KVCacheLike`), so the
 inference engine can plug in any cache (static, paged) without touching this file.
@@ -19,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llm.config import ModelConfig
+from llm.moe import MoE
 
 __all__ = ["GPT", "KVCacheLike", "RMSNorm", "precompute_rope", "rope_tables", "apply_rope"]
 
@@ -232,11 +235,12 @@ def _segment_attention(
 class FeedForward(nn.Module):
     """SwiGLU (Shazeer 2020, "GLU Variants Improve Transformer")."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, hidden: int | None = None) -> None:
         super().__init__()
-        self.w_gate = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
-        self.w_up = nn.Linear(cfg.d_model, cfg.ffn_hidden, bias=False)
-        self.w_down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=False)
+        hidden = hidden or cfg.ffn_hidden  # an expert of a mixture may be narrower (llm.moe)
+        self.w_gate = nn.Linear(cfg.d_model, hidden, bias=False)
+        self.w_up = nn.Linear(cfg.d_model, hidden, bias=False)
+        self.w_down = nn.Linear(hidden, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w_down(_SwiGLUFn.apply(self.w_gate(x), self.w_up(x)))  # (B, T, D) via (B, T, F)
@@ -248,7 +252,9 @@ class Block(nn.Module):
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn = Attention(cfg, layer)
         self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.ffn = FeedForward(cfg)
+        self.ffn: nn.Module = (
+            MoE(cfg, layer, lambda hidden: FeedForward(cfg, hidden)) if cfg.is_moe_layer(layer) else FeedForward(cfg)
+        )
 
     def forward(self, x, cos, sin, positions, kv_cache, segments=None):
         x = x + self.attn(self.attn_norm(x), cos, sin, positions, kv_cache, segments)
@@ -274,7 +280,9 @@ class GPT(nn.Module):
         """GPT-2 style init: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layers)."""
         std = 0.02
         for name, p in self.named_parameters():
-            if p.dim() == 1:
+            if name.endswith("router_bias"):
+                nn.init.zeros_(p)
+            elif p.dim() == 1:
                 nn.init.ones_(p)
             elif name.endswith(("wo.weight", "w_down.weight")):
                 nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.config.n_layers))

@@ -62,8 +62,11 @@ class ModelSection(BaseModel):
     def build(self) -> ModelConfig:
         """The preset with the overrides applied."""
         base = load_preset(self.preset).model_dump()
+        extra = self.model_extra or {}
+        # nested blocks merge key by key, so model.moe.top_k=4 keeps the preset's other moe fields
+        merged = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v for k, v in extra.items()}
         try:
-            return ModelConfig(**{**base, **(self.model_extra or {})})
+            return ModelConfig(**{**base, **merged})
         except ValidationError as exc:
             raise ConfigError(f"model (preset {self.preset!r} + overrides): {_one_line(exc)}") from exc
 

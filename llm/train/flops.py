@@ -19,7 +19,7 @@ __all__ = ["flops_per_token", "measure_matmul_peak", "load_matmul_peak", "save_m
 
 
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    n = cfg.num_params()
+    n = cfg.num_params(active=True)  # a Mixture of Experts: the experts one token runs
     if not cfg.tie_embeddings:
         n -= cfg.vocab_size * cfg.d_model  # the untied input embedding is a lookup, not a matmul
     return 6.0 * n + 12.0 * cfg.n_layers * cfg.d_model * seq_len

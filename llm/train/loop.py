@@ -39,6 +39,7 @@ from llm.model import GPT
 from llm.tokenizer import Tokenizer
 from llm.train.config import TrainConfig
 from llm.train.distributed import DistContext
+from llm.train.moe_hooks import MoEHooks
 from llm.train.optim import build_optimizer
 from llm.train.progress import TrainProgress
 from llm.train.run_dir import RunDir
@@ -134,6 +135,7 @@ class TrainLoop:
         self.stats = RunStats()
         self.samples_per_step = self.t.batch_size * self.t.grad_accum * dist.world
         self.net: torch.nn.Module = DDP(self.model) if dist.enabled else self.model
+        self.moe = MoEHooks.of(self.model, dist)  # None for a dense model
         self.last_good: tuple[Path, int] | None = None  # (checkpoint, step) a NaN would fall back to
 
     # ---- state -------------------------------------------------------------------------
@@ -223,7 +225,8 @@ class TrainLoop:
                 with self._autocast():
                     out = self.loss_fn(self.net, batch)
                 total, metrics = out if isinstance(out, tuple) else (out, {})
-                (total * scale).backward()
+                aux = self.moe.aux_loss() if self.moe else None  # MoE balance/z-losses: trained, not reported
+                ((total if aux is None else total + aux * batch.n_targets) * scale).backward()
             loss_sum += total.detach().double()
             for k, v in metrics.items():
                 extra[k] = extra.get(k, 0.0) + v.detach().double()
@@ -243,6 +246,8 @@ class TrainLoop:
             )
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.moe:
+            self.moe.after_step(len(micro))  # aux-free bias update and the step's expert loads
         return loss, grad_norm
 
     # ---- evaluation and logging --------------------------------------------------------
@@ -310,6 +315,7 @@ class TrainLoop:
                         "mfu": tok_per_s * self.flops_per_token / self.peak_flops if self.peak_flops else None,
                         "elapsed_s": self.stats.elapsed_seconds,
                         **self.last_metrics,
+                        **(self.moe.metrics() if self.moe else {}),
                     }
                     if self.target_rate_name:
                         row[self.target_rate_name] = targets_per_s
