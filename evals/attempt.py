@@ -5,7 +5,8 @@ and the hidden files appear only after it has finished):
 
 1. a fresh sandbox: workspace files placed, setup command run;
 2. each check's `prepare` (snapshots for `unchanged` / `outside_untouched`);
-3. the tool registry: the task's built-ins, its mock tools, its injected faults;
+3. the tool registry: the task's built-ins, its mock tools, its MCP servers (started in the
+   sandbox), its injected faults;
 4. the agent runs under the task's limits, writing its trajectory JSONL as it goes;
 5. hidden files copied in; every check evaluated; the sandbox deleted.
 
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 
 from iclaw.agent import Agent, Limits
 from iclaw.errors import IclawError, ModelError, ModelUnreachable
+from iclaw.mcp.hub import start_task_servers
 from iclaw.model import ChatModel
 from iclaw.tools import Permissions, ToolRegistry, add_mock_tools, builtin_registry, inject_faults
 
@@ -148,6 +150,8 @@ def _registry(task: Task, attempt: Attempt, workspace: Path, tmp_parent: Path | 
         policy=replace(prof.sandbox(), network=task.limits.network), tmp_parent=tmp_parent,
     )
     add_mock_tools(registry, task.mock_tools)
+    if task.mcp_servers:
+        start_task_servers(registry, permissions, task.mcp_servers, f"task {task.id}")
     inject_faults(registry, task.faults)
     return registry
 
@@ -160,6 +164,7 @@ async def run_attempt(
     `scratch` is the folder (see `evals.scratch`) the sandbox and the tools' temp dirs go in."""
     task = attempt.task
     sandbox = await Sandbox.create(task, env, parent=scratch)
+    registry = None
     try:
         ctx = CheckContext(sandbox.root, env=env)
         baselines = [await check.prepare(ctx) for check in task.checks]
@@ -215,6 +220,8 @@ async def run_attempt(
         record.status = "error" if crashed else ("passed" if all(c.passed for c in checks) else "failed")
         return record
     finally:
+        if registry is not None and registry.mcp is not None:
+            registry.mcp.close()  # the task's MCP servers stop before the sandbox goes
         sandbox.remove()
 
 

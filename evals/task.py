@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from iclaw.mcp.config import NAME_PATTERN, McpServerSpec
 from iclaw.tools import BUILTIN_TOOLS, FaultSpec, MockToolSpec
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -78,6 +79,7 @@ class Task(_Strict):
     hidden: dict[RelPath, FileContent] = Field(default_factory=dict)
     tools: list[str] | None = None
     mock_tools: list[MockToolSpec] = Field(default_factory=list)
+    mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict)  # commands started in the task's sandbox
     faults: list[FaultSpec] = Field(default_factory=list)
     limits: TaskLimits = Field(default_factory=TaskLimits)
     checks: list[Check] = Field(min_length=1)
@@ -94,13 +96,25 @@ class Task(_Strict):
                 raise ValueError(f"unknown built-in tool {name!r}; known: {', '.join(BUILTIN_TOOLS)}")
         return value
 
+    @field_validator("mcp_servers")
+    @classmethod
+    def _task_servers(cls, value: dict[str, McpServerSpec]) -> dict[str, McpServerSpec]:
+        for name, spec in value.items():
+            if not NAME_PATTERN.match(name) or name in BUILTIN_TOOLS:
+                raise ValueError(f"server {name!r}: use letters, digits, _ and - and no built-in tool's name")
+            if spec.transport != "stdio":
+                raise ValueError(f"server {name!r}: a task's MCP server is a command (stdio) started in its sandbox")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Task:
         mock_names = [m.name for m in self.mock_tools]
         if len(set(mock_names)) != len(mock_names):
             raise ValueError("mock_tools: two mock tools share a name")
         if self.tools is not None:
-            missing = [f.tool for f in self.faults if f.tool not in self.tools and f.tool not in mock_names]
+            served = tuple(f"{name}." for name in self.mcp_servers)
+            missing = [f.tool for f in self.faults if f.tool not in self.tools and f.tool not in mock_names
+                       and not any(f.tool.startswith(prefix) for prefix in served)]
             if missing:
                 raise ValueError(f"faults: tool {missing[0]!r} is not among this task's tools")
         overlap = set(self.hidden) & set(self.workspace.files)
