@@ -1,9 +1,9 @@
 """Checkpoint directories: config.json + model.safetensors + tokenizer.json + meta.json.
 
 A checkpoint is written into a hidden temp directory beside its destination and renamed
-into place, so a reader never sees a half-written one. Replacing an existing checkpoint
-moves the old one aside (`.NAME.old`) for the instant between two renames; if a process
-dies right there, the next load puts the old one back.
+into place (`llm.atomic.atomic_directory`), so a reader never sees a half-written one.
+Replacing an existing checkpoint moves the old one aside (`.NAME.old`) for the instant
+between two renames; if a process dies right there, the next load puts the old one back.
 
 This module knows the directory format and nothing about training or sampling.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from llm.atomic import atomic_directory, recover
 from llm.config import ModelConfig, format_validation_error
 from llm.errors import CheckpointError, TokenizerError
 from llm.lora import adapter_state, base_state, merge_adapter_into_state
@@ -42,7 +41,6 @@ __all__ = [
     "ADAPTER_FILE",
     "make_meta",
     "is_checkpoint",
-    "atomic_write_text",
     "REQUIRED_FILES",
 ]
 
@@ -58,17 +56,6 @@ class Checkpoint:
     tokenizer: "Tokenizer"
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file via temp + fsync + rename: it holds the old or the new text, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _git_sha() -> str | None:
@@ -96,18 +83,6 @@ def make_meta(stage: str, **fields: Any) -> dict[str, Any]:
     return meta
 
 
-def _old_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.old")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(
     path: str | Path,
     model: GPT | dict[str, torch.Tensor],
@@ -123,12 +98,7 @@ def save_checkpoint(
     (`*.lora_A`, `*.lora_B`) go to adapter.safetensors; `config.adapter` must describe them.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_directory(path) as tmp:
         state = model.state_dict() if isinstance(model, torch.nn.Module) else dict(model)
         if config.tie_embeddings:
             state.pop("lm_head.weight", None)  # shared with tok_emb.weight; safetensors refuses aliases
@@ -143,40 +113,17 @@ def save_checkpoint(
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
         for name, writer in (extra_files or {}).items():
             writer(tmp / name)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = _old_path(path)
-    if path.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.rename(path, old)
-    os.rename(tmp, path)
-    _fsync_dir(path.parent)
-    if old.exists():
-        shutil.rmtree(old)
     return path
-
-
-def _recover(path: Path) -> None:
-    """Finish an interrupted replace: if only the moved-aside old checkpoint exists, restore it."""
-    old = _old_path(path)
-    if not path.exists() and old.exists():
-        os.rename(old, path)
 
 
 def is_checkpoint(path: str | Path) -> bool:
     path = Path(path)
-    _recover(path)
+    recover(path)
     return path.is_dir() and all((path / f).exists() for f in REQUIRED_FILES)
 
 
 def _check_dir(path: Path) -> None:
-    _recover(path)
+    recover(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint directory")
     if not path.is_dir():

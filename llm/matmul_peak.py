@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from llm.checkpoint import atomic_write_text
+from llm.atomic import atomic_write_text
 from llm.hub import llm_home
 
 __all__ = ["measure_matmul_peak", "load_matmul_peak", "save_matmul_peak", "peak_file"]

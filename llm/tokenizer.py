@@ -17,14 +17,13 @@ import base64
 import binascii
 import codecs
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import rustbpe
 import tiktoken
 
+from llm.atomic import atomic_write_text
 from llm.errors import TokenizerError
 
 __all__ = ["SPECIAL_TOKENS", "GPT4_SPLIT_PATTERN", "TOKENIZER_FILE", "Tokenizer", "IncrementalDecoder"]
@@ -161,16 +160,7 @@ class Tokenizer:
             "ranks_b64": {base64.b64encode(tok).decode("ascii"): rank for tok, rank in self.mergeable_ranks.items()},
             "special": self.special_tokens,
         }
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tokenizer.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, directory / TOKENIZER_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(directory / TOKENIZER_FILE, json.dumps(doc, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: Path) -> Tokenizer:

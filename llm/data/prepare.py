@@ -5,8 +5,9 @@ to the validation split by a hash of their index, so the split is the same on ev
 no document is in both splits. A source with too few documents to split that way (say one
 big text file) gives the tail of its token stream to validation instead.
 
-The output directory is built under a temporary name and renamed into place at the end, so
-an interrupted prepare never leaves a directory that looks finished.
+The output directory is built under a temporary name and renamed into place at the end
+(`llm.atomic.atomic_directory`), so an interrupted prepare never leaves a directory that
+looks finished.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from llm.atomic import atomic_directory
 from llm.data.shards import (
     DATA_FILE,
     FORMAT_VERSION,
@@ -92,12 +93,7 @@ def prepare_data(
     src = parse_source(source)
     dtype = token_dtype(tok.vocab_size)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:
         writers = {s: SplitWriter(tmp, s, dtype, shard_tokens) for s in ("train", "val")}
         texts = iter_texts(src, text_field=text_field, split=split)
         if max_documents is not None:
@@ -135,16 +131,6 @@ def prepare_data(
         }
         tok.save(tmp)
         (tmp / DATA_FILE).write_text(json.dumps(meta, indent=2))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, out)
     return meta
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm.checkpoint import atomic_write_text
+from llm.atomic import atomic_write_text
 from llm.errors import ConfigError
 
 __all__ = ["write_csv", "markdown_table", "write_report", "new_figure", "save_figure", "fmt"]

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
 
+from llm.atomic import atomic_directory
 from llm.checkpoint import ADAPTER_FILE, load_checkpoint, load_config, load_meta
 from llm.config import ModelConfig
 from llm.errors import CheckpointError, ConfigError
@@ -127,31 +127,10 @@ def export_hf(model: str | Path, out: str | Path, force: bool = False) -> Path:
 
 
 def _write_atomically(out: Path, state: dict[str, torch.Tensor], files: dict[str, dict]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         for name, doc in files.items():
             (tmp / name).write_text(json.dumps(doc, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         # safetensors creates its file 0600; give it the mode the umask gave the others, so a
         # server running as another user can read the folder.
         os.chmod(tmp / "model.safetensors", (tmp / "config.json").stat().st_mode)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if old.exists():
-            os.rename(old, out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)

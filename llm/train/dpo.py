@@ -195,7 +195,7 @@ def precompute_reference(model: torch.nn.Module, pairs: list[Pair], pad_id: int,
                 p.ref = (lp[j], lp[j + len(chunk)])
     model.train()
     if cache is not None:
-        from llm.checkpoint import atomic_write_text
+        from llm.atomic import atomic_write_text
 
         atomic_write_text(cache, json.dumps([list(p.ref) for p in pairs]))
 

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from llm.checkpoint import atomic_write_text
+from llm.atomic import atomic_write_text
 from llm.errors import ConfigError
 
 __all__ = ["RunDir", "METRIC_FIELDS"]
