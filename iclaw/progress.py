@@ -38,8 +38,8 @@ class TurnProgress:
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock
-        self.ended = True
         self.start()
+        self.ended = True  # the next step or tool starts a new turn (and its clock)
 
     def start(self) -> None:
         now = self.clock()

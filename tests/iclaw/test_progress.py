@@ -18,6 +18,7 @@ class Clock:
 def test_phases_tokens_and_rate_follow_the_events():
     clock = Clock()
     p = TurnProgress(clock)
+    clock.now += 30.0  # idle at the prompt: not part of the turn
     p({"type": "step_start", "step": 1, "prompt_tokens": 1390})
     clock.now += 2.0
     assert p.status_line() == "2.0 s · prefill · 1,390 prompt tokens · 0 tokens"
