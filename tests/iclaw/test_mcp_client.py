@@ -213,3 +213,22 @@ async def test_streamable_http_server_lists_calls_and_parallelises(http_server, 
         assert [r.content.split(" ")[2] for r in results] == ["K0", "K1"]
         (s0, e0), (s1, e1) = spans(results)
         assert max(s0, s1) < min(e0, e1)
+
+
+@pytest.mark.anyio
+async def test_the_mcp_slash_command_lists_servers_status_and_tools(stdio_hub, workspace):
+    from io import StringIO
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from iclaw.terminal.commands import SlashCommands, loaded_notes
+
+    registry = registry_with(stdio_hub, workspace)
+    registry.mcp = stdio_hub
+    out = StringIO()
+    agent = SimpleNamespace(registry=registry, project_instructions=None)
+    await SlashCommands(SimpleNamespace(agent=agent, console=Console(file=out, width=200))).dispatch("/mcp")
+    text = out.getvalue()
+    assert "demo  running  stdio" in text and "demo.lookup  [read-only]" in text and "demo.delete_note  [destructive]" in text
+    assert loaded_notes(agent) == "MCP: 1/1 server(s) up, 5 tool(s) (/mcp)"
