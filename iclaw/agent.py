@@ -1,6 +1,9 @@
 """`Agent`: the ReAct loop — ask the model, run the tools it calls, repeat until an answer.
 
-Each step: compact memory if needed, send the prompt, read the reply. Native tool calls
+Each step: compact memory if needed, send the prompt, then handle the reply in four
+small moves — `_parse` (calls and text), `_settle` (give up, pin a plan, or submit the
+answer), `_act` (run the calls), `_observe` (record results, let the failure policy
+replan or give up). Native tool calls
 are used when the profile says so; otherwise (or when a reply carries none) the text
 parser reads `<tool_call>` blocks and `Action:` lines. The run ends by a flow-control
 exception (`Submitted`, `LimitsExceeded`, `FormatError`, `GaveUp`) that becomes the
@@ -42,6 +45,7 @@ from iclaw.summarizer import ModelSummarizer
 from iclaw.text_protocol import to_text_protocol
 from iclaw.tokens import TokenCounter, load_counter
 from iclaw.tools.registry import ToolRegistry
+from iclaw.tools.tool import ToolResult
 from iclaw.trajectory import Trajectory
 
 __all__ = ["Agent", "Limits", "RunResult", "STATUSES"]
@@ -221,6 +225,18 @@ class Agent:
         return await self.model.complete(prompt, tools)
 
     async def _handle(self, turn: AssistantTurn, state: "_TurnState", policy: FailurePolicy, executor: ToolExecutor) -> None:
+        """One reply: parse it, settle what its text decides (give up, plan, answer), run its calls, observe."""
+        parsed = self._parse(turn, state)
+        if parsed is None:
+            return
+        calls, content = parsed
+        if not self._settle(calls, content, state, policy):
+            return
+        results = await self._act(calls, state, executor)
+        self._observe(calls, results, state, policy)
+
+    def _parse(self, turn: AssistantTurn, state: "_TurnState") -> tuple[list[ToolCall], str | None] | None:
+        """The reply's calls and text, recorded; None for a reply that could not be parsed (the model is told why)."""
         calls, content, problems = self._read_calls(turn)
         if problems and not calls:
             state.format_errors += 1
@@ -228,11 +244,15 @@ class Agent:
             if state.format_errors >= self.profile.loop.max_format_errors:
                 raise FormatError(f"{state.format_errors} consecutive replies could not be parsed; last problem: {problems[0]}")
             self._record({"role": "user", "content": FORMAT_ERROR_PROMPT.format(problem="; ".join(problems))})
-            return
+            return None
         state.format_errors = 0
         if self.profile.loop.one_call_per_turn:
             calls = calls[:1]
         self._record(AssistantTurn(content=content, tool_calls=calls).to_message())
+        return calls, content
+
+    def _settle(self, calls: list[ToolCall], content: str | None, state: "_TurnState", policy: FailurePolicy) -> bool:
+        """Act on the reply's text: give up or submit (both end the run), pin a plan; True when the calls run now."""
         text = (content or "").strip()
         if policy.active and self.profile.failure.give_up and text.upper().startswith(GIVE_UP_PREFIX):
             raise GaveUp(policy.give_up_message("the model decided to give up", text[len(GIVE_UP_PREFIX):].strip()))
@@ -244,12 +264,20 @@ class Agent:
                 self._emit("plan_pinned", plan=text)
                 if not calls:
                     self._record({"role": "user", "content": CONTINUE_PROMPT})
-                    return
+                    return False
         if not calls:
             raise Submitted(content or "")
+        return True
+
+    async def _act(self, calls: list[ToolCall], state: "_TurnState", executor: ToolExecutor) -> list[ToolResult]:
+        """Run the calls (the executor decides what overlaps) and note the files they touched."""
         state.tool_calls += len(calls)
         results = await executor.run(calls)
         self.memory.note_paths([c.arguments["path"] for c in calls if c.name in _PATH_TOOLS and isinstance(c.arguments.get("path"), str)])
+        return results
+
+    def _observe(self, calls: list[ToolCall], results: list[ToolResult], state: "_TurnState", policy: FailurePolicy) -> None:
+        """Record what the model reads for each result; the failure policy may ask for a new plan or give up."""
         for call, result in zip(calls, results):
             self._record({"role": "tool", "tool_call_id": call.id, "content": policy.observation(result)})
         decision = policy.decide(state.steps, list(zip(calls, results)))
