@@ -1,25 +1,25 @@
 """Slash commands of the interactive terminal: `/help /model /tools /compact /memory /clear /save /load /profile /mcp /exit`.
 
-Each command is a small method on `SlashCommands`, which acts on the running
-`TerminalApp` (its agent, console and session). Knows nothing about key handling.
+Each command is a small method on `SlashCommands`, which acts on the running terminal
+through the `TerminalHost` protocol (its agent, console and session) — `TerminalApp`
+implements it, so this module never imports the app. Knows nothing about key handling.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from iclaw.agent import Agent
 from iclaw.errors import IclawError
-from iclaw.session import list_sessions, load_session
+from iclaw.session import SavedSession, list_sessions, load_session
 
-if TYPE_CHECKING:
-    from iclaw.terminal.app import TerminalApp
-
-__all__ = ["SlashCommands", "COMMANDS", "loaded_notes"]
+__all__ = ["SlashCommands", "TerminalHost", "COMMANDS", "loaded_notes"]
 
 COMMANDS: dict[str, str] = {
     "/help": "show this help",
@@ -51,8 +51,32 @@ def loaded_notes(agent) -> str:
     return " · ".join(notes)
 
 
+class TerminalHost(Protocol):
+    """What the slash commands need from the running terminal."""
+
+    agent: Agent
+    console: Console
+    session_id: str
+
+    @property
+    def session_file(self) -> Path: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    async def check_model(self, name: str | None = None) -> None: ...
+
+    def new_session(self) -> None: ...
+
+    def resume(self, session: SavedSession) -> None: ...
+
+    def switch_profile(self, name: str) -> None: ...
+
+    def show_meter(self) -> None: ...
+
+
 class SlashCommands:
-    def __init__(self, app: "TerminalApp") -> None:
+    def __init__(self, app: TerminalHost) -> None:
         self.app = app
 
     @property
