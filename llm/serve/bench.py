@@ -8,7 +8,7 @@ token and inter-token latency percentiles (from the arrival times of content chu
 p50 request latency and the error count. With `--model` instead of `--url` the command
 starts `llm serve` itself on a free port and stops it afterwards.
 
-Talks HTTP only (httpx), so it measures any server: ours, vLLM, llama.cpp's, Ollama.
+Talks HTTP only (httpx, httpx-sse for the event stream), so it measures any server: ours, vLLM, llama.cpp's, Ollama.
 """
 
 from __future__ import annotations
@@ -20,16 +20,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import httpx
+import numpy as np
+from httpx_sse import EventSource, aconnect_sse
 
 from llm.errors import ConfigError, InferenceError
 
 __all__ = [
     "BenchConfig", "LevelResult", "run_bench", "measure_level", "started_server", "served_model", "rss_mb", "percentile",
-    "auth_headers",
+    "auth_headers", "sse_chunks",
 ]
 
 PROMPTS = [
@@ -160,15 +163,13 @@ async def _one(client, url, model, cfg: BenchConfig, i: int, counts: dict, ttfts
     t0 = time.perf_counter()
     last = None
     try:
-        async with client.stream("POST", f"{url}/v1/chat/completions", json=body, headers=auth_headers(cfg.api_key)) as r:
-            if r.status_code != 200:
-                await r.aread()
+        chat = f"{url}/v1/chat/completions"
+        async with aconnect_sse(client, "POST", chat, json=body, headers=auth_headers(cfg.api_key)) as source:
+            if source.response.status_code != 200:
+                await source.response.aread()
                 counts["errors"] += 1
                 return False
-            async for line in r.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                data = json.loads(line[6:])
+            async for data in sse_chunks(source):
                 if "error" in data:
                     counts["errors"] += 1
                     return False
@@ -255,12 +256,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+async def sse_chunks(source: EventSource) -> AsyncIterator[dict]:
+    """The JSON objects of a streamed completion's `data:` events, up to `[DONE]`."""
+    async for event in source.aiter_sse():
+        if event.data == "[DONE]":
+            return
+        yield event.json()
+
+
 def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile of `values` (the nearest observed value, not an interpolation), None if empty."""
     if not values:
         return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return round(ordered[k], 4)
+    return round(float(np.percentile(values, p, method="nearest")), 4)
 
 
 def _print_table(report: dict) -> None:

@@ -25,10 +25,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from llm.errors import ConfigError
 from llm.serve.agent_trace import synthetic_trace, trajectory_trace
-from llm.serve.bench import BenchConfig, auth_headers, percentile, served_model, started_server
+from llm.serve.bench import BenchConfig, auth_headers, percentile, served_model, sse_chunks, started_server
 
 __all__ = ["AgentTraceConfig", "run_agent_trace"]
 
@@ -179,13 +180,11 @@ async def _step(
     t0 = time.perf_counter()
     ttft, usage = None, None
     try:
-        async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
+        async with aconnect_sse(client, "POST", f"{url}/v1/chat/completions", json=body) as source:
+            r = source.response
             if r.status_code != 200:
                 return f"HTTP {r.status_code}: {(await r.aread()).decode(errors='replace')[:300]}"
-            async for line in r.aiter_lines():
-                if not line.startswith("data: {"):
-                    continue
-                data = json.loads(line[6:])
+            async for data in sse_chunks(source):
                 if "error" in data:
                     return str(data["error"].get("message", data["error"]))[:300]
                 usage = data.get("usage") or usage
