@@ -196,7 +196,8 @@ def started_server(cfg: BenchConfig):
         yield cfg.url.rstrip("/"), None
         return
     port = _free_port()
-    cmd = [sys.executable, "-m", "llm", "serve", "--model", cfg.model, "--port", str(port), *cfg.server_args]
+    # --quiet: nobody reads the request lines, and a full stderr pipe would stall the server
+    cmd = [sys.executable, "-m", "llm", "serve", "--model", cfg.model, "--port", str(port), "--quiet", *cfg.server_args]
     if cfg.api_key:
         cmd += ["--api-key", cfg.api_key]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ.copy())

@@ -56,8 +56,8 @@ async def create_chat_completion(
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     logprobs = (req.top_logprobs or 0) if req.logprobs else None
     options = sampling_options(req, model, len(prompt.ids), max_tokens, logprobs, prompt.forced_prefix, prompt.guide)
-    stream = RequestStream(engine, [(prompt.ids, options)])
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    stream = RequestStream(engine, [(prompt.ids, options)], rid)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         events = _stream(stream, req, prompt, model, rid, created, include_usage)

@@ -48,8 +48,15 @@ def serve_cmd(
     guided_tools: bool = typer.Option(
         False, help="With tool_choice auto, constrain every <tool_call> block the model starts to a valid call."
     ),
+    log_level: str = typer.Option(
+        "info", help="debug | info | warning | error; info logs start-up and one line per finished request."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors (= --log-level warning)."),
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API with continuous batching.
+
+    Logs one line per finished request to stderr (id, prompt/cached/completion tokens, time to
+    first token, total time, finish reason); --quiet turns them off.
 
     Example: llm serve --model smollm2-135m-instruct --port 8000
     """

@@ -33,8 +33,8 @@ async def create_completion(
 ) -> Completion | Response:
     prompts, echoes = await anyio.to_thread.run_sync(_prompts_and_echoes, req, model)  # tokenizing takes a while
     jobs = [(p, sampling_options(req, model, len(p), req.max_tokens, req.logprobs)) for p in prompts]
-    stream = RequestStream(engine, jobs)
     rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+    stream = RequestStream(engine, jobs, rid)
     prompt_tokens = sum(len(p) for p in prompts)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)

@@ -43,6 +43,10 @@ class ServeConfig(BaseModel):
     guided_tools: bool = Field(
         False, description="Constrain tool-call blocks under tool_choice auto too (required and named always are)."
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="info: start-up and one line per finished request; debug adds uvicorn's access log."
+    )
+    quiet: bool = Field(False, description="Only warnings and errors (no start-up or request lines).")
 
     @model_validator(mode="after")
     def _one_speculation(self) -> ServeConfig:

@@ -4,6 +4,7 @@
 the engine's outputs through a thread-safe callback onto an asyncio queue, and yields them
 as (choice index, output) pairs until every sequence has finished. `abort` cancels what is
 still running: the handlers call it when a client disconnects, so its KV blocks are freed.
+Either way the request's one log line (`RequestLog`) is written when it ends.
 
 A request with more sequences than the engine can ever hold is a 400 (retrying cannot
 help); a full queue is a 429. Knows the engine's submit/abort interface and HTTP error
@@ -21,6 +22,7 @@ from fastapi import Request
 from llm.errors import InferenceError
 from llm.serve.api_errors import APIError
 from llm.serve.batch_engine import BatchEngine, QueueFull
+from llm.serve.request_log import RequestLog
 from llm.serve.sequence import SamplingOptions, SequenceOutput
 
 __all__ = ["RequestStream"]
@@ -30,9 +32,12 @@ _DISCONNECT_POLL_S = 0.5
 
 
 class RequestStream:
-    def __init__(self, engine: BatchEngine, jobs: list[tuple[list[int], list[SamplingOptions]]]) -> None:
+    def __init__(
+        self, engine: BatchEngine, jobs: list[tuple[list[int], list[SamplingOptions]]], request_id: str = "-"
+    ) -> None:
         """Submit each (prompt, per-choice options); choice indices run over all jobs in order."""
         self._engine = engine
+        self._log = RequestLog(request_id, sum(len(prompt) for prompt, _ in jobs))
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[SequenceOutput] = asyncio.Queue()
         self._choice: dict[int, int] = {}
@@ -81,11 +86,15 @@ class RequestStream:
                     return
             if out is None:
                 continue
+            self._log.add(out)
             if out.finished:
                 self._open.discard(out.seq_id)
+                if not self._open:
+                    self._log.write()
             yield self._choice[out.seq_id], out
 
     def abort(self) -> None:
         if self._open:
+            self._log.write(open_choices=len(self._open))
             self._engine.abort(sorted(self._open))
             self._open.clear()

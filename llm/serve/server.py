@@ -8,7 +8,6 @@ line instead of a server that cannot answer.
 from __future__ import annotations
 
 import socket
-import sys
 import time
 
 import torch
@@ -28,6 +27,7 @@ from llm.serve.app import create_app
 from llm.serve.batch_engine import BatchEngine
 from llm.serve.config import ServeConfig
 from llm.serve.forward import forward_logits
+from llm.serve.request_log import configure_logging, server_logger
 from llm.serve.request_options import ServedModel
 
 __all__ = ["build_app", "serve", "warm_up"]
@@ -69,17 +69,21 @@ def build_app(config: ServeConfig, checkpoint: Checkpoint | None = None) -> tupl
     return create_app(engine, served, config.api_key, int(config.max_body_mb * 2**20)), engine
 
 
-def serve(config: ServeConfig, log_line=lambda m: print(m, file=sys.stderr, flush=True)) -> None:
+def serve(config: ServeConfig) -> None:
+    """Load, then serve until stopped; start-up and one line per finished request go to stderr."""
+    configure_logging(config.log_level, config.quiet)
     _check_port_free(config.host, config.port)
-    log_line(f"loading {config.model} ...")
+    server_logger.info(f"loading {config.model} ...")
     app, engine = build_app(config)
     cache = engine.cache
-    log_line(
+    server_logger.info(
         f"serving {config.name!r}: context {engine.max_model_len} tokens, KV cache {cache.num_blocks} blocks x "
         f"{cache.block_size} tokens{', prefix caching' if cache.prefix_caching else ''}, batch up to "
         f"{engine.max_batch}; http://{config.host}:{config.port}/v1"
     )
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False)
+    # uvicorn's own start-up and access lines only at debug: the request lines above say more
+    uvicorn_level = config.log_level if config.log_level in ("debug", "error") else "warning"
+    uvicorn.run(app, host=config.host, port=config.port, log_level=uvicorn_level, access_log=config.log_level == "debug")
 
 
 def _blocks_for_budget(ck: Checkpoint, config: ServeConfig, max_len: int) -> int:
