@@ -210,7 +210,9 @@ class McpHub:
             self.runner.check_allowed(f"the MCP server {state.name!r}")
             argv = self.runner.launch_argv(argv)
             env = self.runner.environment() | env
-        state.log_path = data_dir() / "mcp" / f"{state.name}.log"
+        # A task's server logs into its private TMPDIR (attempts run side by side); a user's into ICLAW_HOME.
+        log_dir = self.runner.tmpdir if spec.sandbox and self.runner is not None else data_dir() / "mcp"
+        state.log_path = log_dir / f"{state.name}.log"
         state.log_path.parent.mkdir(parents=True, exist_ok=True)
         errlog = stack.enter_context(open(state.log_path, "w"))
         params = StdioServerParameters(command=argv[0], args=argv[1:], env=env or None,

@@ -83,7 +83,12 @@ def test_add_list_remove(workspace, capsys):
     assert "clashes with the built-in tool grep" in err and "either a command after --" in err
 
 
-def test_iclaw_run_calls_a_declared_server_and_survives_a_broken_one(workspace, tmp_path, capsys):
+def test_iclaw_run_calls_a_declared_server_and_survives_a_broken_one(workspace, tmp_path, capsys, monkeypatch):
+    from iclaw import wiring
+
+    built = []
+    real = wiring.build_agent
+    monkeypatch.setattr(wiring, "build_agent", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
     user_config({"mcp_servers": {"demo": {"command": sys.executable, "args": [SERVER]}}})
     project_config(workspace, "servers:\n  bad: {transport: carrier-pigeon, command: x}\n")
     script = tmp_path / "script.yaml"
@@ -94,6 +99,7 @@ def test_iclaw_run_calls_a_declared_server_and_survives_a_broken_one(workspace, 
     trajectory = tmp_path / "t.jsonl"
     code = main(["run", "look it up", "-w", str(workspace), "--script", str(script), "--json", "--trajectory", str(trajectory)])
     captured = capsys.readouterr()
+    built[0].registry.mcp.close()  # iclaw itself stops its servers at exit
     assert code == 0 and json.loads(captured.out)["status"] == "submitted"
     [problem] = [line for line in captured.err.splitlines() if "mcp" in line]
     assert "server 'bad': field transport: unknown transport 'carrier-pigeon'" in problem
