@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from iclaw.errors import IclawError, ToolError
 from iclaw.tools.permissions import Permissions
-from iclaw.tools.tool import Tool, classify_message
+from iclaw.tools.tool import Tool, classify_message, compact_schema
 
 __all__ = ["SEPARATOR", "ToolSchemaError", "arguments_model", "mcp_tool", "result_text", "tool_flags"]
 
@@ -119,27 +119,9 @@ def mcp_tool(server: str, listed: Any, call: Caller, permissions: Permissions) -
         args_model,
         read_only=read_only,
         parallel_safe=read_only,
-        parameters_schema=_compact_schema(listed.input_schema),
+        parameters_schema=compact_schema(listed.input_schema),  # what the model sees; the full schema validates
     )
 
 
 def _where(error: Any) -> str:
     return "/".join(map(str, error.path)) + ": " if error.path else ""
-
-
-def _compact_schema(node: Any) -> Any:
-    """The schema as the model sees it: without the titles pydantic-made servers add to every
-    level (each is a token cost in every prompt); the full schema still validates every call."""
-    if isinstance(node, list):
-        return [_compact_schema(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for key, value in node.items():
-        if key == "$schema" or (key == "title" and isinstance(value, str)):
-            continue
-        if key == "properties" and isinstance(value, dict):  # field names, never schema keywords
-            out[key] = {name: _compact_schema(spec) for name, spec in value.items()}
-        else:
-            out[key] = _compact_schema(value)
-    return out

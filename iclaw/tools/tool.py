@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 import httpx
 from pydantic import BaseModel
 
-__all__ = ["Tool", "ToolResult", "ERROR_KINDS", "classify_exception", "classify_message"]
+__all__ = ["Tool", "ToolResult", "ERROR_KINDS", "classify_exception", "classify_message", "compact_schema"]
 
 # transient: retrying the same call may work; invalid_arguments: the model must change the call;
 # denied: sandbox/permissions refused; declined: the user said no; timeout: the per-call limit
@@ -71,7 +71,7 @@ class Tool:
         """JSON schema of the arguments, compacted: every token of it is in every prompt."""
         if self.parameters_schema is not None:
             return self.parameters_schema
-        return _compact(self.args_model.model_json_schema())
+        return compact_schema(self.args_model.model_json_schema())
 
     def schema(self) -> dict:
         """The OpenAI `tools` entry for this tool."""
@@ -84,13 +84,13 @@ class Tool:
 _DROPPED_KEYS = {"additionalProperties", "default", "minimum", "maximum", "exclusiveMinimum"}
 
 
-def _compact(node: Any) -> Any:
+def compact_schema(node: Any) -> Any:
     """Keep names, types, `required` and descriptions; drop titles, `additionalProperties`,
     defaults, numeric bounds and the `null` branch of optional fields (a field outside
     `required` may be left out). The pydantic model still validates every call strictly,
     and its error message for a rejected call names the broken bound."""
     if isinstance(node, list):
-        return [_compact(v) for v in node]
+        return [compact_schema(v) for v in node]
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -98,12 +98,12 @@ def _compact(node: Any) -> Any:
         if key in _DROPPED_KEYS or (key == "title" and isinstance(value, str)):
             continue
         if key == "anyOf" and isinstance(value, list) and {"type": "null"} in value and len(value) == 2:
-            out.update(_compact(next(v for v in value if v != {"type": "null"})))
+            out.update(compact_schema(next(v for v in value if v != {"type": "null"})))
             continue
         if key == "properties" and isinstance(value, dict):  # field names, never schema keywords
-            out[key] = {name: _compact(spec) for name, spec in value.items()}
+            out[key] = {name: compact_schema(spec) for name, spec in value.items()}
         else:
-            out[key] = _compact(value)
+            out[key] = compact_schema(value)
     return out
 
 

@@ -1,4 +1,4 @@
-"""`llm train …`, `llm plot`, `llm bench train|matmul|sft`, and the wiring of `llm data` and `llm experiment`.
+"""`llm train …`, `llm plot`, `llm bench train|matmul|sft`.
 
 Commands parse options into config overrides and call one library function; heavy imports
 (torch, matplotlib) happen inside the commands so `llm --help` stays fast.
@@ -212,16 +212,12 @@ def bench_sft_cmd(
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add `data`, `train`, `experiment`, `plot` and `bench train|matmul|sft` to the `llm` app."""
-    from llm.data.commands import register as register_data
-    from llm.experiments.commands import register as register_experiments
+    """Add `train`, `plot` and `bench train|matmul|sft` to the `llm` app."""
     from llm.train.finetune_commands import register as register_finetune
 
-    register_data(app, bench_app)
     register_finetune(train_app, app)
     app.add_typer(train_app, name="train")
     app.command("plot")(plot_cmd)
     bench_app.command("train")(bench_train_cmd)
     bench_app.command("matmul")(bench_matmul_cmd)
     bench_app.command("sft")(bench_sft_cmd)
-    register_experiments(app, bench_app)
