@@ -4,8 +4,8 @@ Parallel mode runs the calls concurrently in an anyio task group under a concurr
 limit. Calls that conflict — at least one is not `parallel_safe` and they touch the same
 resource (or one of them has no declared resource, like a shell command) — share a
 *lane* and run one after another in call order; lanes run side by side. Every call has
-a timeout; transient failures are retried with exponential backoff when a retry budget
-is given. Results always come back in call order. Sequential mode (v1) runs calls one at
+a timeout; transient failures are retried with exponential backoff (a tenacity loop)
+when a retry budget is given. Results always come back in call order. Sequential mode (v1) runs calls one at
 a time. Knows nothing about the model or the failure policy beyond the retry budget.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import anyio
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from iclaw.providers.turn import ToolCall
 from iclaw.tools.permissions import user_wait
@@ -23,6 +24,8 @@ from iclaw.tools.registry import ToolRegistry
 from iclaw.tools.tool import ToolResult
 
 __all__ = ["ToolExecutor", "lanes"]
+
+_RETRIED_KINDS = ("transient", "timeout")
 
 
 @dataclass
@@ -89,19 +92,31 @@ class ToolExecutor:
         tool = self.registry.get(call.name)
         self.on_event({"type": "tool_start", "index": index, "id": call.id, "name": call.name,
                        "arguments": call.arguments, "read_only": tool is None or tool.read_only, "t_abs": self._now()})
-        attempt = 0
-        while True:
-            attempt += 1
-            result = await self._attempt(call)
-            if result.ok or result.error_kind not in ("transient", "timeout") or attempt > self.max_retries:
-                break
-            delay = self.retry_backoff_s * (2 ** (attempt - 1))
+        attempts = 0
+
+        async def run_attempt() -> ToolResult:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(call)
+
+        def note_retry(state: RetryCallState) -> None:
+            failed = state.outcome.result() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else 0.0
             self.on_event({"type": "tool_retry", "index": index, "id": call.id, "name": call.name,
-                           "attempt": attempt, "error": result.content[:200], "delay_s": delay})
-            await anyio.sleep(delay)
-        result.attempts = attempt
+                           "attempt": state.attempt_number, "error": (failed.content if failed else "")[:200], "delay_s": delay})
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=wait_exponential(multiplier=self.retry_backoff_s, exp_base=2, min=0),  # backoff · 2^(n-1)
+            retry=retry_if_result(lambda r: not r.ok and r.error_kind in _RETRIED_KINDS),
+            retry_error_callback=lambda state: state.outcome.result(),  # out of retries: the last failure
+            before_sleep=note_retry,
+            sleep=anyio.sleep,
+        )
+        result = await retrying(run_attempt)
+        result.attempts = attempts
         self.on_event({"type": "tool_end", "index": index, "id": call.id, "name": call.name, "ok": result.ok,
-                       "error_kind": result.error_kind, "attempts": attempt, "duration_s": round(result.duration_s, 4),
+                       "error_kind": result.error_kind, "attempts": attempts, "duration_s": round(result.duration_s, 4),
                        "content": result.content, "t_abs": self._now()})
         return result
 

@@ -1,9 +1,10 @@
 """`OpenAIChatModel`: an async client for any OpenAI-compatible `/v1/chat/completions`.
 
 Works with `llm serve`, vLLM, llama.cpp's server, Ollama and OpenAI. Streams by default
-(SSE) and assembles tool-call deltas with `StreamAssembler`; falls back to parsing
-tool-call text in `content` when a server returns calls as text. Retries connection
-errors, timeouts, 429 and 5xx with exponential backoff (honouring `Retry-After`), never
+(SSE, read with httpx-sse) and assembles tool-call deltas with `StreamAssembler`; falls
+back to parsing tool-call text in `content` when a server returns calls as text. Retries
+(a tenacity loop) connection errors, timeouts, 429 and 5xx with exponential backoff
+(honouring `Retry-After`), never
 other 4xx — and never a refused connection or a DNS failure on the first contact (a
 server that was never reached is not coming back in two seconds). A context-length
 error becomes `ContextOverflow` so the agent compacts its memory instead of resending
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+from httpx_sse import EventSource
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from iclaw.errors import ContextOverflow, ModelError, ModelUnreachable
 from iclaw.providers.retry import RetryPolicy, is_retryable_status, parse_retry_after
@@ -183,20 +186,24 @@ class OpenAIChatModel:
         on_text: TextSink | None = None,
         on_event: EventSink | None = None,
     ) -> AssistantTurn:
-        attempt = 0
-        while True:
-            try:
-                turn = await self._attempt(messages, tools, on_text, on_event)
-                break
-            except _Retry as exc:
-                attempt += 1
-                if attempt > self.retry.max_retries:
-                    raise exc.final from exc
-                delay = self.retry.delay(attempt, exc.retry_after)
-                if on_event is not None:
-                    on_event({"type": "model_retry", "attempt": attempt, "max_retries": self.retry.max_retries,
-                              "delay_s": delay, "reason": exc.note, "error": str(exc.final)[:300]})
-                await self.sleep(delay)
+        def note_retry(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            if on_event is not None and isinstance(failure, _Retry) and state.next_action is not None:
+                on_event({"type": "model_retry", "attempt": state.attempt_number, "max_retries": self.retry.max_retries,
+                          "delay_s": state.next_action.sleep, "reason": failure.note, "error": str(failure.final)[:300]})
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_retries + 1),
+            wait=self.retry.wait,
+            retry=retry_if_exception_type(_Retry),
+            before_sleep=note_retry,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            turn = await retrying(self._attempt, messages, tools, on_text, on_event)
+        except _Retry as exc:
+            raise exc.final from exc
         return self._finalize(turn, messages, tools)
 
     def _body(self, messages: list[dict], tools: list[dict]) -> dict:
@@ -287,11 +294,11 @@ class OpenAIChatModel:
             return turn
         visible = True
         tokens = 0
-        async for line in response.aiter_lines():
-            line = line.strip()
-            if not line.startswith("data:"):
-                continue  # blank separators, ": keep-alive" comments, "event:" lines
-            payload = line[5:].strip()
+        # httpx-sse splits the stream into events (comments such as ": keep-alive" dropped).
+        async for event in EventSource(response).aiter_sse():
+            payload = event.data.strip()
+            if not payload:
+                continue
             if payload == "[DONE]":
                 break
             chunk = _loads(payload.encode(), self.url)

@@ -2,7 +2,8 @@
 
 Retry on connection errors, timeouts, 429 and 5xx; never on other 4xx (the request
 itself is wrong and will fail again). `Retry-After` (seconds or an HTTP date) wins over
-the exponential schedule. Knows nothing about chat completions.
+the exponential schedule: `RetryPolicy.wait` is the custom wait the tenacity loop uses.
+Knows nothing about chat completions.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass
+
+from tenacity import RetryCallState
 
 __all__ = ["RetryPolicy", "is_retryable_status", "parse_retry_after"]
 
@@ -45,3 +48,8 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, self.max_delay_s)
         return min(self.base_delay_s * (2 ** (attempt - 1)), self.max_delay_s)
+
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity wait: the schedule for the attempts made so far, or the failure's `retry_after`."""
+        failure = state.outcome.exception() if state.outcome is not None else None
+        return self.delay(state.attempt_number, getattr(failure, "retry_after", None))
