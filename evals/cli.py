@@ -19,11 +19,12 @@ from typing import Annotated
 
 import typer
 from iclaw.atomic import atomic_write_text
+from iclaw.command import run_app
+from iclaw.errors import IclawError
 from iclaw.profile import AgentProfile
 from rich.console import Console, RenderableType
 
 from evals.compare import compare, render_comparison
-from evals.command import run_app
 from evals.errors import EvalError, RunNotFound, SpecError
 from evals.progress import LiveProgress
 from evals.report import FORMATS, render
@@ -337,4 +338,4 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `iclaw eval`: run the typer app and return its exit code."""
-    return run_app(app, argv, "iclaw eval", _error)
+    return run_app(app, argv, "iclaw eval", _error, (EvalError, IclawError))

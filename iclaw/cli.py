@@ -18,15 +18,12 @@ import anyio
 import typer
 
 from iclaw.agent import Limits
+from iclaw.command import run_app
 from iclaw.errors import IclawError
 from iclaw.mcp.commands import mcp_app
 from iclaw.tools.permissions import MODES
 
 __all__ = ["app", "main"]
-
-# typer vendors its own click, so its usage errors are not `click.ClickException`: take the
-# base class from typer's public BadParameter.
-_ClickException: type[Exception] = {c.__name__: c for c in typer.BadParameter.__mro__}["ClickException"]
 
 app = typer.Typer(
     name="iclaw",
@@ -264,20 +261,7 @@ def data_command(ctx: typer.Context) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app, print user errors in one line, return the exit code."""
-    try:
-        code = app(args=argv, prog_name="iclaw", standalone_mode=False)
-    except IclawError as exc:
-        print(f"iclaw: error: {exc}", file=sys.stderr)
-        return 1
-    except _ClickException as exc:
-        exc.show()  # type: ignore[attr-defined]
-        return exc.exit_code  # type: ignore[attr-defined]
-    except typer.Exit as exc:
-        return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        print("iclaw: interrupted", file=sys.stderr)
-        return 130
-    return code if isinstance(code, int) else 0
+    return run_app(app, argv, "iclaw", lambda message: print(f"iclaw: error: {message}", file=sys.stderr))
 
 
 if __name__ == "__main__":

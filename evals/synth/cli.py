@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from iclaw.command import run_app
+from iclaw.errors import IclawError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from evals.command import run_app
-from evals.errors import SpecError
+from evals.errors import EvalError, SpecError
 from evals.synth.dataset import SynthOptions, synthesize
 from evals.synth.families import FAMILIES
 from evals.synth.stats import data_stats, print_stats
@@ -100,4 +101,4 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `iclaw data`: run the typer app and return its exit code."""
-    return run_app(app, argv, "iclaw data", _error)
+    return run_app(app, argv, "iclaw data", _error, (EvalError, IclawError))
