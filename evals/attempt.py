@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from iclaw.agent import Agent, Limits
 from iclaw.errors import IclawError, ModelError, ModelUnreachable
 from iclaw.mcp.hub import start_task_servers
-from iclaw.model import ChatModel
+from iclaw.providers import ChatModel
 from iclaw.tools import Permissions, ToolRegistry, add_mock_tools, builtin_registry, inject_faults
 
 from evals.checks import CheckContext, CheckResult

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 from iclaw.errors import ProfileError
-from iclaw.model import ChatModel, OpenAIChatModel, ScriptedModel
+from iclaw.providers import ChatModel, OpenAIChatModel, ScriptedModel
 from iclaw.profile import AgentProfile, load_profile
 from iclaw.suggest import did_you_mean
 

@@ -1,4 +1,4 @@
-"""Model providers: the `ChatModel` protocol, the OpenAI-compatible client, the scripted model."""
+"""Model providers, the one front door for models: the `ChatModel` protocol, the OpenAI-compatible client, the scripted model."""
 
 from iclaw.providers.openai import OpenAIChatModel, normalize_base_url
 from iclaw.providers.retry import RetryPolicy

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from iclaw.model import ChatModel, ScriptedModel
+from iclaw.providers import ChatModel, ScriptedModel
 
 from evals.task import Suite, Task, load_suite
 from evals.versions import ModelVersion

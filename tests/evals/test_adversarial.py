@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from iclaw.errors import ModelError
-from iclaw.model import ScriptedModel
+from iclaw.providers import ScriptedModel
 
 from evals.attempt import Attempt, run_attempt
 from evals.errors import HarnessError

@@ -4,7 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from iclaw.model import ScriptedModel
+from iclaw.providers import ScriptedModel
 
 from evals.attempt import AgentHung, Attempt, run_attempt, run_isolated
 from evals.errors import HarnessError

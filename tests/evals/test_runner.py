@@ -5,7 +5,7 @@ import pytest
 
 from evals_testkit import FuncModel, write_suite
 from iclaw.errors import ModelUnreachable
-from iclaw.model import AssistantTurn, ScriptedModel
+from iclaw.providers import AssistantTurn, ScriptedModel
 
 from evals.runner import RunOptions, Runner
 from evals.store import Store

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from evals_testkit import FuncModel
-from iclaw.model import ScriptedModel
+from iclaw.providers import ScriptedModel
 
 from evals.attempt import Attempt, run_attempt
 from evals.checks import CommandCheck, OutsideUntouchedCheck, PytestCheck

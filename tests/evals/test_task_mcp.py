@@ -7,7 +7,7 @@ import asyncio
 import textwrap
 
 import pytest
-from iclaw.model import ScriptedModel
+from iclaw.providers import ScriptedModel
 from iclaw.tools.landlock import abi_version
 
 from evals.attempt import Attempt, run_attempt

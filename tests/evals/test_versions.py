@@ -94,7 +94,7 @@ def test_oracle_runs_every_call_of_a_step_under_a_one_call_per_turn_profile(tmp_
     from pathlib import Path
 
     from evals_testkit import FuncModel
-    from iclaw.model import ScriptedModel
+    from iclaw.providers import ScriptedModel
 
     from evals.attempt import Attempt, run_attempt
     from evals.shell import harness_env

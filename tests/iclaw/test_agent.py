@@ -8,7 +8,7 @@ import pytest
 
 from iclaw.agent import Agent, Limits
 from iclaw.errors import ContextOverflow, ModelUnreachable
-from iclaw.model import AssistantTurn, ScriptedModel, ToolCall
+from iclaw.providers import AssistantTurn, ScriptedModel, ToolCall
 from iclaw.profile import load_profile
 from iclaw.prompts import SUMMARY_MARKER
 from iclaw.tools import ToolRegistry, add_mock_tools, inject_faults

@@ -6,7 +6,7 @@ import sys
 
 def test_iclaw_and_cli_import_no_model_stack():
     code = (
-        "import sys, iclaw, iclaw.cli, iclaw.agent, iclaw.model, iclaw.tools, iclaw.terminal, iclaw.bench\n"
+        "import sys, iclaw, iclaw.cli, iclaw.agent, iclaw.providers, iclaw.tools, iclaw.terminal, iclaw.bench\n"
         "bad = [m for m in ('torch', 'llm', 'evals') if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )

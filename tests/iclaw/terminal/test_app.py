@@ -12,7 +12,7 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 from iclaw.agent import Agent, Limits
-from iclaw.model import ScriptedModel
+from iclaw.providers import ScriptedModel
 from iclaw.profile import load_profile
 from iclaw.session import load_session
 from iclaw.terminal.app import TerminalApp, _SlashCompleter
