@@ -10,7 +10,7 @@ and the hidden files appear only after it has finished):
 4. the agent runs under the task's limits, writing its trajectory JSONL as it goes;
 5. hidden files copied in; every check evaluated; the sandbox deleted.
 
-The agent runs on its own event loop in a daemon thread (`run_isolated`), so a crash or a
+The agent runs on its own event loop in a worker thread (`run_isolated`), so a crash or a
 hang stays inside the attempt. Outcomes: `passed` / `failed` by the checks; `error` when
 the agent crashed, reported an internal error, or hung past its wall time plus a grace
 period (checks still run and are kept, but the attempt fails).
@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 from iclaw.agent import Agent, Limits
 from iclaw.errors import IclawError, ModelError, ModelUnreachable
 from iclaw.mcp.hub import start_task_servers
@@ -60,43 +61,27 @@ class AgentHung(Exception):
 
 
 async def run_isolated(make: Callable[[], Awaitable[T]], deadline_s: float, name: str = "agent") -> T:
-    """Await `make()` on a fresh event loop in a daemon thread; AgentHung after `deadline_s`.
+    """Await `make()` on a fresh event loop in a worker thread; AgentHung after `deadline_s`.
 
     NOTE: cancellation in asyncio is cooperative — an agent stuck in a blocking call, or
     one that shields or swallows cancellation, would hold an in-loop timeout hostage and
     with it the whole suite. On its own loop it can only block itself: at the deadline
-    the harness asks that loop to cancel the run and stops waiting; a thread that still
-    does not finish is abandoned (daemon, so it never keeps the process alive).
+    (`anyio.fail_after`) the harness asks that loop to cancel the run and stops waiting
+    (`abandon_on_cancel`); a thread that still does not finish is left to end on its own.
     """
-    outer = asyncio.get_running_loop()
-    done: asyncio.Future[T] = outer.create_future()
     inner: dict[str, Any] = {}
-
-    def deliver(setter: Callable[[Any], None], value: Any) -> None:
-        if not done.done():
-            setter(value)
-
-    def report(setter: Callable[[Any], None], value: Any) -> None:
-        try:
-            outer.call_soon_threadsafe(deliver, setter, value)
-        except RuntimeError:
-            pass  # the harness loop is already closed: nobody is waiting any more
 
     async def main() -> T:
         inner["loop"], inner["task"] = asyncio.get_running_loop(), asyncio.current_task()
         return await make()
 
-    def target() -> None:
-        try:
-            value = asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the harness loop
-            report(done.set_exception, exc)
-        else:
-            report(done.set_result, value)
+    def in_thread() -> T:
+        threading.current_thread().name = name  # for thread dumps of a hung agent
+        return asyncio.run(main())
 
-    threading.Thread(target=target, name=name, daemon=True).start()
     try:
-        return await asyncio.wait_for(asyncio.shield(done), deadline_s)
+        with anyio.fail_after(deadline_s):
+            return await anyio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
     except TimeoutError:
         if "loop" in inner:
             try:

@@ -6,7 +6,7 @@ attempts do); within a model every (agent, task, epoch) attempt is scheduled on 
 `jobs` workers. Each result is written to the store the moment it is known, so `--resume`
 can skip what is done and re-try what was a harness error.
 
-Harness errors are retried (`retries` times, with backoff); an unreachable model is
+Harness errors are retried with tenacity (`retries` times, with backoff); an unreachable model is
 marked down after its retries so its remaining attempts are recorded at once instead of
 each waiting for timeouts. This module knows the store and `run_attempt`; the CLI builds
 the versions and prints.
@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from evals.attempt import HANG_GRACE_S, Attempt, run_attempt
 from evals.errors import HarnessError
@@ -170,24 +172,33 @@ class Runner:
             await model.stop()
 
     async def _attempt_with_retries(self, attempt: Attempt, down: list[str]) -> ResultRecord:
+        """A retryable harness error is tried again (`retries` times, backoff doubling from
+        `retry_backoff_s`); once any attempt has found the model down, the rest are skipped."""
         tries = 0
-        while True:
+
+        async def once() -> ResultRecord:
+            nonlocal tries
             if down:
                 return _harness_result(attempt, f"skipped: {down[0]}", tries)
             tries += 1
-            try:
-                record = await run_attempt(attempt, self.env, self.options.hang_grace_s, self._scratch and self._scratch.root)
-            except HarnessError as exc:
-                if not exc.retryable or tries > self.options.retries:
-                    if exc.model_down:
-                        down.append(f"model {attempt.model.name!r} unreachable: {exc}")
-                    return _harness_result(attempt, str(exc), tries)
-                await asyncio.sleep(self.options.retry_backoff_s * 2 ** (tries - 1))
-                continue
-            except Exception as exc:  # a bug in the harness itself: never the agent's failure
-                return _harness_result(attempt, f"harness failure: {type(exc).__name__}: {exc}", tries)
-            record.attempts = tries
-            return record
+            return await run_attempt(attempt, self.env, self.options.hang_grace_s, self._scratch and self._scratch.root)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, HarnessError) and exc.retryable),
+            stop=stop_after_attempt(self.options.retries + 1),
+            wait=wait_exponential(multiplier=self.options.retry_backoff_s),
+            reraise=True,
+        )
+        try:
+            record = await retrying(once)
+        except HarnessError as exc:
+            if exc.model_down:
+                down.append(f"model {attempt.model.name!r} unreachable: {exc}")
+            return _harness_result(attempt, str(exc), tries)
+        except Exception as exc:  # a bug in the harness itself: never the agent's failure
+            return _harness_result(attempt, f"harness failure: {type(exc).__name__}: {exc}", tries)
+        record.attempts = max(1, tries)
+        return record
 
     def _record(self, record: ResultRecord) -> None:
         self.store.record(record)
