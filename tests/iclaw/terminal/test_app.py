@@ -2,69 +2,26 @@
 
 from __future__ import annotations
 
-import io
-
-import anyio
 import pytest
 from prompt_toolkit.document import Document
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
-from rich.console import Console
+from terminal_harness import Harness
 
-from iclaw.agent import Agent, Limits
 from iclaw.providers import ScriptedModel
-from iclaw.profile import load_profile
 from iclaw.session import load_session
-from iclaw.terminal.app import TerminalApp, _SlashCompleter
-from iclaw.tools import Permissions, add_mock_tools, builtin_registry
-
-
-class Harness:
-    """A TerminalApp on a pipe input with its output captured in a string."""
-
-    def __init__(self, workspace, steps, mode="auto"):
-        self.out = io.StringIO()
-        self.model = ScriptedModel(steps)
-        self.workspace = workspace
-        self.mode = mode
-
-    def make_agent(self, profile, approver):
-        registry = builtin_registry(self.workspace, Permissions(mode=self.mode, approver=approver))
-        add_mock_tools(registry, [{"name": "slow", "latency_s": 60}])
-        return Agent(self.model, registry, load_profile(profile), Limits())
-
-    def text(self) -> str:
-        return self.out.getvalue()
-
-    async def wait_for(self, marker: str, after: int = 0) -> int:
-        """Wait until `marker` is printed at or after position `after`; return the position just past it."""
-        with anyio.fail_after(10):
-            while (found := self.text().find(marker, after)) < 0:
-                await anyio.sleep(0.01)
-        return found + len(marker)
-
-    async def run(self, drive, session=None) -> TerminalApp:
-        with create_pipe_input() as pipe:
-            app = TerminalApp(self.make_agent, "v2", console=Console(file=self.out, width=100), input=pipe,
-                              output=DummyOutput(), session=session)
-            async with anyio.create_task_group() as group:
-                group.start_soon(drive, pipe)
-                with anyio.fail_after(20):
-                    assert await app.run() == 0
-        return app
+from iclaw.terminal.app import _SlashCompleter
 
 
 @pytest.mark.anyio
 async def test_a_turn_a_slash_command_and_ctrl_c_cancelling_a_turn(workspace):
     (workspace / "a.txt").write_text("hello from a")
-    h = Harness(workspace, [
+    h = Harness(workspace, ScriptedModel([
         {"tool_calls": [{"name": "read_file", "arguments": {"path": "a.txt"}}]},
         {"answer": "The file says hello."},
         {"tool_calls": [{"name": "slow", "arguments": {}}]},
         {"answer": "after the cancel"},
-    ])
+    ]))
 
-    async def drive(pipe):
+    async def drive(pipe, app):
         pipe.send_text("what is in a.txt?\r")
         mark = await h.wait_for("The file says hello.")
         mark = await h.wait_for("context", mark)
@@ -91,9 +48,9 @@ async def test_a_turn_a_slash_command_and_ctrl_c_cancelling_a_turn(workspace):
 
 @pytest.mark.anyio
 async def test_sessions_are_saved_and_resumable(workspace):
-    h = Harness(workspace, [{"answer": "first answer"}])
+    h = Harness(workspace, ScriptedModel([{"answer": "first answer"}]))
 
-    async def drive(pipe):
+    async def drive(pipe, app):
         pipe.send_text("Remember: the build id is B-7781.\r")
         await h.wait_for("first answer")
         pipe.send_text("/exit\r")
@@ -102,9 +59,9 @@ async def test_sessions_are_saved_and_resumable(workspace):
     session = load_session(app.session_id)
     assert any(m["content"] == "first answer" for m in session.transcript)
 
-    h2 = Harness(workspace, [{"answer": "second answer"}])
+    h2 = Harness(workspace, ScriptedModel([{"answer": "second answer"}]))
 
-    async def drive2(pipe):
+    async def drive2(pipe, app):
         pipe.send_text("/memory\r")
         await h2.wait_for("B-7781")
         pipe.send_text("/exit\r")
@@ -117,12 +74,12 @@ async def test_sessions_are_saved_and_resumable(workspace):
 @pytest.mark.anyio
 async def test_ask_mode_shows_the_diff_and_waits_for_y(workspace):
     (workspace / "cfg.txt").write_text("debug = false\n")
-    h = Harness(workspace, [
+    h = Harness(workspace, ScriptedModel([
         {"tool_calls": [{"name": "edit_file", "arguments": {"path": "cfg.txt", "search": "false", "replace": "true"}}]},
         {"answer": "enabled"},
-    ], mode="ask")
+    ]), mode="ask")
 
-    async def drive(pipe):
+    async def drive(pipe, app):
         pipe.send_text("turn debug on\r")
         await h.wait_for("[t] no, and tell the model why")
         pipe.send_text("y")
@@ -140,9 +97,9 @@ async def test_ask_mode_shows_the_diff_and_waits_for_y(workspace):
 
 @pytest.mark.anyio
 async def test_unknown_command_and_clear(workspace):
-    h = Harness(workspace, [{"answer": "x"}])
+    h = Harness(workspace, ScriptedModel([{"answer": "x"}]))
 
-    async def drive(pipe):
+    async def drive(pipe, app):
         pipe.send_text("/frobnicate\r")
         await h.wait_for("unknown command")
         pipe.send_text("/clear\r")

@@ -6,21 +6,13 @@ Driven through prompt-toolkit's pipe input against a fake OpenAI-compatible serv
 
 from __future__ import annotations
 
-import io
 import json
 
-import anyio
 import httpx
 import pytest
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
-from rich.console import Console
+from terminal_harness import Harness
 
-from iclaw.agent import Agent, Limits
-from iclaw.profile import load_profile
 from iclaw.providers import OpenAIChatModel, ScriptedModel
-from iclaw.terminal.app import TerminalApp
-from iclaw.tools import Permissions, add_mock_tools, builtin_registry
 
 
 def fake_server(served: list[str], reply: str = "hello there"):
@@ -39,41 +31,6 @@ def fake_server(served: list[str], reply: str = "hello there"):
 
     handler.asked = asked
     return handler
-
-
-class Harness:
-    def __init__(self, workspace, model, mode="auto", terminal=False):
-        self.out = io.StringIO()
-        self.model = model
-        self.workspace = workspace
-        self.mode = mode
-        self.terminal = terminal
-
-    def make_agent(self, profile, approver):
-        registry = builtin_registry(self.workspace, Permissions(mode=self.mode, approver=approver))
-        add_mock_tools(registry, [{"name": "slow", "latency_s": 1.0}])
-        return Agent(self.model, registry, load_profile(profile), Limits())
-
-    def text(self) -> str:
-        return self.out.getvalue()
-
-    async def wait_for(self, marker: str, after: int = 0) -> int:
-        with anyio.fail_after(10):
-            while (found := self.text().find(marker, after)) < 0:
-                await anyio.sleep(0.01)
-        return found + len(marker)
-
-    async def run(self, drive, expect: int = 0) -> TerminalApp:
-        console = Console(file=self.out, width=200, force_terminal=self.terminal, color_system=None)
-        with create_pipe_input() as pipe:
-            app = TerminalApp(self.make_agent, "v2", console=console, input=pipe, output=DummyOutput())
-            async with anyio.create_task_group() as group:
-                if drive is not None:
-                    group.start_soon(drive, pipe, app)
-                with anyio.fail_after(20):
-                    assert await app.run() == expect
-                group.cancel_scope.cancel()
-        return app
 
 
 def openai_model(handler, name="tiny"):
@@ -155,7 +112,7 @@ async def test_status_line_shows_elapsed_phase_and_tokens_in_a_terminal(workspac
         {"tool_calls": [{"name": "slow", "arguments": {}}], "delay_s": 0.6},
         {"answer": "all done now"},
     ])
-    h = Harness(workspace, model, terminal=True)
+    h = Harness(workspace, model, terminal=True, slow_s=1.0)
 
     async def drive(pipe, app):
         pipe.send_text("go\r")
