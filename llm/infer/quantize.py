@@ -196,7 +196,8 @@ def quantize_model(model: GPT, config: QuantConfig) -> GPT:
     if is_quantized(model):
         raise InferenceError("this model is already quantized; quantize the float checkpoint instead")
     for block in model.blocks:
-        for parent in (block.attn, block.ffn):
+        # a Mixture of Experts packs its experts (`ffn_modules`); its router stays float
+        for parent in (block.attn, *getattr(block.ffn, "ffn_modules", (block.ffn,))):
             for name, child in list(parent.named_children()):
                 if isinstance(child, nn.Linear):
                     setattr(parent, name, QuantizedLinear(quantize_weight(child.weight.detach(), config)))

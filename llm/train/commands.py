@@ -1,4 +1,4 @@
-"""`llm train …`, `llm plot`, `llm bench train|matmul|sft`.
+"""`llm train …`, `llm plot`, `llm bench train|matmul|sft|moe`.
 
 Commands parse options into config overrides and call one library function; heavy imports
 (torch, matplotlib) happen inside the commands so `llm --help` stays fast.
@@ -90,14 +90,18 @@ def plot_cmd(
     runs: list[Path] = typer.Argument(..., help="Run directories (runs/NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
     title: Optional[str] = typer.Option(None, help="Plot title."),
+    moe: bool = typer.Option(False, "--moe", help="Expert-load heat map and MaxVio of one MoE run instead."),
 ) -> None:
     """Plot training/validation loss against tokens, and the learning rate, for one or more runs.
 
     Example: llm plot runs/nano-stdlib runs/mini-stdlib --out loss.png
+    Example: llm plot --moe runs/nano-moe --out experts.png
     """
-    from llm.train.plot import plot_runs
+    from llm.train.plot import plot_moe, plot_runs
 
-    typer.echo(str(plot_runs(runs, out, title)))
+    if moe and len(runs) != 1:
+        raise typer.BadParameter("--moe plots one run at a time", param_hint="RUNS")
+    typer.echo(str(plot_moe(runs[0], out, title) if moe else plot_runs(runs, out, title)))
 
 
 def bench_train_cmd(
@@ -211,8 +215,48 @@ def bench_sft_cmd(
     )
 
 
+def bench_moe_cmd(
+    preset: str = typer.Option("nano", help="Dense preset; the MoE variant swaps its FFN for top-k of n experts."),
+    experts: int = typer.Option(8, min=1, help="Routed experts."),
+    top_k: int = typer.Option(2, min=1, help="Experts per token."),
+    tokens: int = typer.Option(4096, min=1, help="Tokens of the dispatch benchmark."),
+    batch_size: int = typer.Option(8, min=1),
+    seq_len: int = typer.Option(256, min=1),
+    steps: int = typer.Option(3, min=1, help="Timed steps per round."),
+    rounds: int = typer.Option(3, min=1, help="Rounds (alternating contenders; the median is reported)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: all cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Mixture of Experts: grouped dispatch vs the textbook loop, and MoE vs dense training tok/s.
+
+    Example: llm bench moe --preset micro --experts 8 --top-k 2
+    """
+    from llm.train.bench_moe import bench_moe
+
+    r = bench_moe(preset, experts, top_k, tokens, batch_size, seq_len, steps, rounds, threads)
+    if json_out:
+        typer.echo(json.dumps(r))
+        return
+    d, m = r["dispatch"], r["model"]
+    rows = [
+        ("dispatch", f"{d['n_experts']} experts top-{d['top_k']}, {d['tokens']} tokens, D {d['d_model']}, expert F {d['expert_hidden']}"),
+        ("grouped tok/s (fwd+bwd)", f"{d['grouped_tok_per_s']:,.0f}"),
+        ("textbook loop tok/s", f"{d['loop_tok_per_s']:,.0f}"),
+        ("grouped / loop", f"{d['speedup']:.2f}x (target >= 1.5x)"),
+        ("max |diff| output / grads", f"{d['max_abs_diff_output']:.1e} / {d['max_abs_diff_grad']:.1e}"),
+        ("model", f"{m['preset']}, batch {m['batch_size']} x {m['seq_len']}, fp32"),
+        ("dense tok/s", f"{m['dense']['tok_per_s']:,.0f}  ({m['dense']['params_active'] / 1e6:.2f}M params)"),
+        ("MoE tok/s", f"{m['moe']['tok_per_s']:,.0f}  ({m['moe']['params_total'] / 1e6:.2f}M total, "
+                      f"{m['moe']['params_active'] / 1e6:.2f}M active)"),
+        ("MoE / dense", f"{m['moe_vs_dense']:.2f}x (target >= 0.7x)"),
+        ("threads, load average", f"{r['threads']}, {r['load_avg_1m']:.2f} -> {r['load_avg_1m_end']:.2f}"),
+    ]
+    for k, v in rows:
+        typer.echo(f"{k:28s} {v}")
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    """Add `train`, `plot` and `bench train|matmul|sft` to the `llm` app."""
+    """Add `train`, `plot` and `bench train|matmul|sft|moe` to the `llm` app."""
     from llm.train.finetune_commands import register as register_finetune
 
     register_finetune(train_app, app)
@@ -221,3 +265,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("train")(bench_train_cmd)
     bench_app.command("matmul")(bench_matmul_cmd)
     bench_app.command("sft")(bench_sft_cmd)
+    bench_app.command("moe")(bench_moe_cmd)
