@@ -179,3 +179,28 @@ async def test_no_and_tell_the_model_why_is_a_decision_not_a_failure(workspace):
     events = [e["type"] for e in app.agent.trajectory.events]
     assert "replan" not in events
     assert "declined by the user" in h.text()
+
+
+@pytest.mark.anyio
+async def test_a_resend_is_announced_with_a_retry_note(workspace):
+    from iclaw.providers import RetryPolicy
+
+    serve = fake_server(["tiny"])
+    failures = [httpx.Response(503, json={"error": {"message": "busy"}})]
+
+    def flaky(request):
+        if request.method == "POST" and failures:
+            return failures.pop(0)
+        return serve(request)
+
+    model = OpenAIChatModel("http://fake.test/v1", "tiny", transport=httpx.MockTransport(flaky),
+                            retry=RetryPolicy(max_retries=4, base_delay_s=0.01))
+    h = Harness(workspace, model)
+
+    async def drive(pipe, app):
+        pipe.send_text("hi\r")
+        await h.wait_for("hello there")
+        pipe.send_text("/exit\r")
+
+    await h.run(drive)
+    assert "endpoint answered HTTP 503, retry 1/4 in 0.01 s" in h.text()
