@@ -37,11 +37,17 @@ def meter_text(used: int, budget: int) -> str:
 
 
 def approval_title(tool: str, action: str, subject: str) -> str:
-    """The question's title, worded after what the call does (a command is run, not 'a change')."""
+    """The question's title, worded after what the call does (a command is run, not 'a change').
+
+    A tool from an MCP server (`server.tool`) has arguments, not a path, for its subject:
+    the body shows them, the title says only what kind of call it is.
+    """
+    external = "." in tool
     if action == "exec":
-        return f"{tool} wants to run {'Python code' if tool == 'run_python' else 'a command'}"
+        what = "Python code" if tool == "run_python" else "a command" if tool == "run_shell" else ""
+        return f"{tool} wants to run {what}".rstrip()
     if action == "write":
-        return f"{tool} wants to change {subject}"
+        return f"{tool} wants to {'make a change' if external else f'change {subject}'}"
     if action == "net":
         return f"{tool} wants to fetch {subject}"
     return f"{tool} wants to {action} {subject}"

@@ -204,3 +204,14 @@ async def test_a_resend_is_announced_with_a_retry_note(workspace):
 
     await h.run(drive)
     assert "endpoint answered HTTP 503, retry 1/4 in 0.01 s" in h.text()
+
+
+def test_approval_titles_follow_the_action():
+    from iclaw.terminal.render import approval_title
+
+    assert approval_title("write_file", "write", "notes.txt") == "write_file wants to change notes.txt"
+    assert approval_title("run_shell", "exec", "wc -l a.txt") == "run_shell wants to run a command"
+    assert approval_title("run_python", "exec", "print(1)") == "run_python wants to run Python code"
+    assert approval_title("http_get", "net", "https://x.test/") == "http_get wants to fetch https://x.test/"
+    assert approval_title("notes.delete", "write", '{"name": "n1"}') == "notes.delete wants to make a change"
+    assert approval_title("notes.add", "exec", '{"name": "n1"}') == "notes.add wants to run"
