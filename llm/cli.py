@@ -18,7 +18,9 @@ from typing import Optional
 
 import typer
 
+from llm.data.commands import register as register_data
 from llm.errors import LLMError
+from llm.experiments.commands import register as register_experiments
 from llm.infer.commands import register as register_infer
 from llm.serve.commands import register as register_serve
 from llm.train.commands import register as register_train
@@ -221,10 +223,12 @@ def tokenizer_train(
     typer.echo(f"{out / 'tokenizer.json'} ({tok.vocab_size} tokens)")
 
 
-# Command groups owned by subsystems. train: data, train, experiment, plot, bench
-# train|matmul|sft; serve: serve, bench serve|hostile; infer: quantize, eval ppl, bench
-# decode|quant|context.
+# Command groups owned by subsystems. data: data; train: train, plot, bench
+# train|matmul|sft; experiments: experiment; serve: serve, bench serve|hostile; infer:
+# quantize, eval ppl, bench decode|quant|context.
+register_data(app, bench_app)
 register_train(app, bench_app)
+register_experiments(app, bench_app)
 register_serve(app, bench_app)
 register_infer(app, bench_app)
 

@@ -65,8 +65,8 @@ def measure_trl(spec) -> dict[str, Any]:
     from llm.hub import resolve_model
     from llm.tokenizer import Tokenizer
     from llm.train.bench_rows import bench_examples
-    from llm.train.bench_sft import TimedStep, step_rates
     from llm.train.finetune import template_of
+    from llm.train.sft_step_rates import TimedStep, step_rates
 
     torch.set_num_threads(spec.threads or os.cpu_count() or 1)
     transformers.logging.set_verbosity_error()

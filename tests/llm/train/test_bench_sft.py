@@ -11,7 +11,8 @@ from llm.checkpoint import load_checkpoint, load_config
 from llm.cli import main
 from llm.errors import ConfigError, DataError
 from llm.train.bench_rows import BENCH_TOOLS, bench_examples, synthetic_chat_rows
-from llm.train.bench_sft import SFTBenchSpec, sft_step_flops
+from llm.train.bench_sft import SFTBenchSpec
+from llm.train.sft_step_rates import sft_step_flops
 from llm.train.bench_trl import _require
 from llm.train.flops import flops_per_token, measure_matmul_peak, save_matmul_peak
 
