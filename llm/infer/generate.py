@@ -7,7 +7,7 @@ from `llm.infer.loading`, the decoding from `llm.infer.engine`.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from llm.checkpoint import Checkpoint
 from llm.infer.loading import load_model, make_engine, prompt_ids
@@ -21,30 +21,18 @@ def generate_text(
     prompt: str | None = None,
     chat: str | None = None,
     system: str | None = None,
-    max_tokens: int = 128,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    seed: int | None = None,
     dtype: str | None = None,
     on_text: Callable[[str], None] | None = None,
-    top_k: int = 0,
-    min_p: float = 0.0,
-    repetition_penalty: float = 1.0,
-    stop: list[str] | None = None,
+    **sampling: Any,
 ) -> str:
-    """The reply to raw text `prompt` or to one `chat` message (with an optional `system` prompt)."""
+    """The reply to raw text `prompt` or to one `chat` message (with an optional `system` prompt).
+
+    `sampling` holds fields of `SamplingParams` (max_tokens, temperature, top_p, top_k, min_p,
+    repetition_penalty, stop, seed); one given as None keeps its default.
+    """
     ck = model if isinstance(model, Checkpoint) else load_model(model, dtype=dtype)
     engine = make_engine(ck, dtype)
-    params = SamplingParams(
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-        max_tokens=max_tokens,
-        stop=stop or [],
-        seed=seed,
-    )
+    params = SamplingParams(**{k: v for k, v in sampling.items() if v is not None})
     ids = prompt_ids(ck, prompt, chat, system)
     if on_text is None:
         return engine.generate(ids, params)[0].text or ""
