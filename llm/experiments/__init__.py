@@ -18,6 +18,7 @@ def _experiments() -> dict:
     from llm.experiments.accum_vs_batch import run_accum_vs_batch
     from llm.experiments.chinchilla import run_chinchilla
     from llm.experiments.lr_sweep import run_lr_sweep
+    from llm.experiments.moe_ablation import run_moe_ablation
     from llm.experiments.precision import run_precision
 
     return {
@@ -25,6 +26,7 @@ def _experiments() -> dict:
         "lr-sweep": run_lr_sweep,
         "accum-vs-batch": run_accum_vs_batch,
         "precision": run_precision,
+        "moe-ablation": run_moe_ablation,
     }
 
 

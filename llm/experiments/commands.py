@@ -11,7 +11,7 @@ from llm.errors import ConfigError
 
 __all__ = ["register"]
 
-NAMES = ("chinchilla", "lr-sweep", "accum-vs-batch", "precision")
+NAMES = ("chinchilla", "lr-sweep", "accum-vs-batch", "precision", "moe-ablation")
 
 
 def experiment_cmd(
