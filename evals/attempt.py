@@ -67,7 +67,7 @@ async def run_isolated(make: Callable[[], Awaitable[T]], deadline_s: float, name
     one that shields or swallows cancellation, would hold an in-loop timeout hostage and
     with it the whole suite. On its own loop it can only block itself: at the deadline
     (`anyio.fail_after`) the harness asks that loop to cancel the run and stops waiting
-    (`abandon_on_cancel`); a thread that still does not finish is left to end on its own.
+    (`abandon_on_cancel`); a thread blocked in a call that never returns is left behind.
     """
     inner: dict[str, Any] = {}
 
@@ -83,12 +83,16 @@ async def run_isolated(make: Callable[[], Awaitable[T]], deadline_s: float, name
         with anyio.fail_after(deadline_s):
             return await anyio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
     except TimeoutError:
+        raise AgentHung() from None
+    finally:
+        # Whatever ended the wait (the deadline, or the harness itself cancelled by Ctrl-C or
+        # SIGTERM), the agent's loop is told to stop: anyio's worker thread is not a daemon,
+        # so a run left going would hold the process at exit.
         if "loop" in inner:
             try:
                 inner["loop"].call_soon_threadsafe(inner["task"].cancel)
             except RuntimeError:
-                pass  # its loop finished in the meantime
-        raise AgentHung() from None
+                pass  # its loop has finished
 
 
 @dataclass

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from iclaw.counters import RunCounters
+
 from evals.errors import RunNotFound, StoreError
 
 __all__ = ["Store", "RunRecord", "ResultRecord", "STATUSES", "now_iso"]
@@ -83,16 +85,14 @@ class RunRecord:
 
 
 @dataclass
-class ResultRecord:
+class ResultRecord(RunCounters):
+    """One attempt's outcome; its steps, tool calls and tokens are the `RunCounters` fields."""
+
     run_id: str
     task_id: str
     epoch: int
     status: str
     checks: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
-    tool_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
     wall_s: float = 0.0
     error: str | None = None
     trajectory_path: str | None = None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from iclaw.counters import RunCounters
+
 from evals.scoring import mean_over_tasks, pass_at_k, pass_hat_k, wilson_interval
 from evals.store import ResultRecord, RunRecord
 
@@ -33,7 +35,9 @@ class TaskCell:
 
 
 @dataclass
-class RunSummary:
+class RunSummary(RunCounters):
+    """Scores of one run; the `RunCounters` fields are totals over its scored attempts."""
+
     run: RunRecord
     epochs: int
     tasks: dict[str, TaskCell] = field(default_factory=dict)
@@ -44,10 +48,6 @@ class RunSummary:
     ci95: tuple[float, float] = (0.0, 1.0)
     pass_at: dict[int, float | None] = field(default_factory=dict)
     pass_hat: dict[int, float | None] = field(default_factory=dict)
-    mean_steps: float = 0.0
-    mean_tool_calls: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
     mean_wall_s: float = 0.0
     total_wall_s: float = 0.0
 
@@ -58,6 +58,14 @@ class RunSummary:
     @property
     def rate(self) -> float | None:
         return self.successes / self.n if self.n else None
+
+    @property
+    def mean_steps(self) -> float:
+        return self.steps / self.n if self.n else 0.0
+
+    @property
+    def mean_tool_calls(self) -> float:
+        return self.tool_calls / self.n if self.n else 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -116,11 +124,9 @@ def summarize(run: RunRecord, results: list[ResultRecord]) -> RunSummary:
     for k in range(1, epochs + 1):
         summary.pass_at[k] = mean_over_tasks(counts, k, pass_at_k)
         summary.pass_hat[k] = mean_over_tasks(counts, k, pass_hat_k)
+    for r in scored:
+        summary.add(r)
     if scored:
-        summary.mean_steps = sum(r.steps for r in scored) / len(scored)
-        summary.mean_tool_calls = sum(r.tool_calls for r in scored) / len(scored)
         summary.total_wall_s = sum(r.wall_s for r in scored)
         summary.mean_wall_s = summary.total_wall_s / len(scored)
-    summary.tokens_in = sum(r.tokens_in for r in scored)
-    summary.tokens_out = sum(r.tokens_out for r in scored)
     return summary

@@ -170,3 +170,27 @@ def test_trajectory_is_jsonl_with_messages(tmp_path, v2):
     roles = [json.loads(line)["message"]["role"] for line in lines if json.loads(line)["type"] == "message"]
     assert roles == ["user", "assistant", "tool", "assistant"]
     assert record.status == "failed" and record.answer == "4"
+
+
+def test_run_isolated_stops_the_agent_when_the_harness_is_cancelled():
+    """Ctrl-C or SIGTERM cancels the harness: the agent's own loop is cancelled too, so its
+    worker thread ends instead of holding the process at exit."""
+    started, stopped = threading.Event(), threading.Event()
+
+    async def waits_a_minute():
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            stopped.set()
+
+    async def main():
+        isolated = asyncio.ensure_future(run_isolated(waits_a_minute, 120))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        isolated.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await isolated
+
+    asyncio.run(main())
+    assert stopped.wait(10)
