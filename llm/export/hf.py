@@ -90,6 +90,8 @@ def _check_exportable(path: Path, config: ModelConfig) -> None:
     if quant:
         kind = f"int{quant['bits']}" if isinstance(quant, dict) and "bits" in quant else "quantized"
         raise CheckpointError(f"{path} is a quantized checkpoint ({kind}); export the float checkpoint it was made from")
+    if config.moe is not None:
+        raise CheckpointError(f"{path} is a Mixture-of-Experts model; LlamaForCausalLM has no experts, so it cannot be exported")
     if config.adapter is not None or (path / ADAPTER_FILE).exists():
         raise CheckpointError(
             f"{path} holds an unmerged LoRA adapter; run `llm lora merge {path} --out DIR` first and export DIR"
