@@ -4,13 +4,14 @@
 `prepare` tokenizes them into the shard directory described in `shards`; `loader` reads
 batches from it. Nothing here knows about models or training loops.
 
-The names below load on first use (PEP 562), so `llm data --help` does not import torch.
+The names below load on first use (`lazy_loader`, PEP 562), so `llm data --help` does not import torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from llm.data.loader import TokenWindows, token_byte_lengths
@@ -18,18 +19,12 @@ if TYPE_CHECKING:
     from llm.data.shards import PreparedData
     from llm.data.sources import iter_texts, parse_source
 
-_HOMES = {
-    "TokenWindows": "loader",
-    "token_byte_lengths": "loader",
-    "prepare_data": "prepare",
-    "PreparedData": "shards",
-    "iter_texts": "sources",
-    "parse_source": "sources",
-}
-__all__ = list(_HOMES)
-
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "loader": ["TokenWindows", "token_byte_lengths"],
+        "prepare": ["prepare_data"],
+        "shards": ["PreparedData"],
+        "sources": ["iter_texts", "parse_source"],
+    },
+)

@@ -1,13 +1,14 @@
 """Inference: the engine, KV caches, sampling, speculative decoding, quantization, benchmarks.
 
 Knows nothing about training. The curated names below are the library surface; see
-docs/inference.md. They load on first use (PEP 562), so `llm bench --help` does not import torch.
+docs/inference.md. They load on first use (`lazy_loader`, PEP 562), so `llm bench --help` does not import torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from llm.infer.completion import Completion, StreamEvent
@@ -19,25 +20,16 @@ if TYPE_CHECKING:
     from llm.infer.sampling import SamplingParams
     from llm.infer.speculative import SpeculativeDecoder
 
-_HOMES = {
-    "Completion": "completion",
-    "Engine": "engine",
-    "InferenceModel": "inference_model",
-    "KVCache": "kv_cache",
-    "ModelDrafter": "drafters",
-    "PromptLookupDrafter": "drafters",
-    "QuantConfig": "quantize",
-    "SamplingParams": "sampling",
-    "SpeculativeDecoder": "speculative",
-    "StreamEvent": "completion",
-    "decode_step": "engine",
-    "prefill": "engine",
-    "quantize_model": "quantize",
-}
-__all__ = list(_HOMES)
-
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "completion": ["Completion", "StreamEvent"],
+        "drafters": ["ModelDrafter", "PromptLookupDrafter"],
+        "engine": ["Engine", "decode_step", "prefill"],
+        "inference_model": ["InferenceModel"],
+        "kv_cache": ["KVCache"],
+        "quantize": ["QuantConfig", "quantize_model"],
+        "sampling": ["SamplingParams"],
+        "speculative": ["SpeculativeDecoder"],
+    },
+)
