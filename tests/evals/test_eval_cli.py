@@ -209,6 +209,19 @@ def test_help_shows_examples(capsys):
         assert code == 0 and "Example: iclaw eval " + sub in " ".join(out.split())
 
 
+@pytest.mark.parametrize("argv", [["-h"], ["report", "-h"], ["compare", "-h"], ["show", "-h"], ["recipe", "-h"]])
+def test_dash_h_is_help(capsys, argv):
+    code, out, _ = cli(capsys, *argv)
+    assert code == 0 and out.startswith("Usage: iclaw eval")
+
+
+def test_a_usage_error_names_the_commands_help(capsys):
+    code, _, err = cli(capsys, "report", "--no-such-flag")
+    [line] = err.strip().splitlines()
+    assert code == 2 and line.startswith("error: No such option: --no-such-flag")
+    assert line.endswith("(see `iclaw eval report --help`)")
+
+
 def test_sigterm_stops_a_run_cleanly_and_points_to_resume(tmp_path):
     """SIGTERM cancels the run like Ctrl-C (so a checkpoint's server would be stopped), exit 1."""
     import signal
