@@ -102,10 +102,10 @@ class McpHub:
         if portal is None:
             return
         for state in self.states:
+            if state.status in ("running", "starting"):
+                state.status = "stopped"  # first, so the closing connection is not reported as a death
             if state.stop is not None:
                 portal.call(state.stop.set)
-            if state.status in ("running", "starting"):
-                state.status = "stopped"
         try:
             portal.call(_wait_stopped, self.states)
         finally:

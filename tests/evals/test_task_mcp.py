@@ -49,7 +49,7 @@ workspace:
     notes_server.py: {{from: fixtures/notes_server.py}}
 tools: [read_file]
 mcp_servers:
-  notes: {{command: {command}, args: [notes_server.py]}}
+  notes: {{command: {command}, args: [notes_server.py], startup_timeout_s: 180}}
 faults:
   - {{tool: notes.lookup, calls: [99], error: "never reached"}}
 checks:
@@ -76,7 +76,7 @@ def test_the_schema_accepts_commands_and_names_what_is_wrong(tmp_path):
         "comand: python": "mcp_servers.notes.comand: Extra inputs are not permitted",
     }
     for i, (entry, message) in enumerate(bad.items()):
-        text = TASK.format(command="python").replace("{command: python, args: [notes_server.py]}", "{" + entry + "}")
+        text = TASK.format(command="python").replace("{command: python, args: [notes_server.py], startup_timeout_s: 180}", "{" + entry + "}")
         with pytest.raises(TaskError) as info:
             write_suite(tmp_path / f"bad{i}", {"mcp-lookup": text}, {"notes_server.py": SERVER})
         assert message in str(info.value) and "mcp-lookup.yaml" in str(info.value)

@@ -1,6 +1,7 @@
 """A small MCP server the MCP tests start: `python mcp_demo_server.py [--http PORT] [--bad-schema]`.
 
-Tools: `lookup` (read-only, async, 0.3 s), `add_note` (writes, not destructive, 0.2 s),
+Tools: `lookup` (read-only, async, 0.3 s), `meet` (read-only, returns once a second call
+is running too), `add_note` (writes, not destructive, 0.2 s),
 `delete_note` (destructive), `nap` (sleeps as long as asked) and `crash` (the process exits).
 Each of the timed tools returns when it started and ended, so a test can see overlap
 without measuring a duration.
@@ -16,6 +17,7 @@ from mcp.types import ToolAnnotations
 
 server = MCPServer("demo", log_level="WARNING")
 NOTES: dict[str, str] = {}
+MEETING = 0
 
 
 def _span(started: float) -> str:
@@ -28,6 +30,22 @@ async def lookup(key: str) -> str:
     started = time.time()
     await anyio.sleep(0.3)
     return f"{key} -> {key.upper()} {_span(started)}"
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+async def meet(key: str) -> str:
+    """Wait (up to 20 s) until another call of meet is running too: "met" proves two calls overlapped."""
+    global MEETING
+    MEETING += 1
+    try:
+        with anyio.move_on_after(20):
+            while MEETING < 2:
+                await anyio.sleep(0.01)
+            return f"{key} met"
+        return f"{key} alone"
+    finally:
+        await anyio.sleep(0.05)  # stay a moment, so a partner arriving now still finds this call
+        MEETING -= 1
 
 
 @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False))

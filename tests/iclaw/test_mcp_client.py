@@ -32,7 +32,8 @@ def hub_for(servers: dict, workspace: Path, notices: list[str] | None = None) ->
 
 
 def demo(*flags: str) -> dict:
-    return {"demo": {"command": sys.executable, "args": [SERVER, *flags]}}
+    # A generous start-up limit: on a starved machine importing the SDK alone can take many seconds.
+    return {"demo": {"command": sys.executable, "args": [SERVER, *flags], "startup_timeout_s": 180}}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def spans(results) -> list[tuple[float, float]]:
 def test_tools_are_listed_namespaced_with_their_flags(stdio_hub, workspace):
     registry = registry_with(stdio_hub, workspace)
     names = [n for n in registry.names() if n.startswith("demo.")]
-    assert names == ["demo.lookup", "demo.add_note", "demo.delete_note", "demo.nap", "demo.crash"]
+    assert names == ["demo.lookup", "demo.meet", "demo.add_note", "demo.delete_note", "demo.nap", "demo.crash"]
     lookup, add, delete = registry.get("demo.lookup"), registry.get("demo.add_note"), registry.get("demo.delete_note")
     assert (lookup.read_only, lookup.parallel_safe) == (True, True)
     assert (add.read_only, add.parallel_safe) == (False, False)
@@ -82,10 +83,8 @@ async def test_calls_return_text_and_bad_arguments_never_reach_the_server(stdio_
 async def test_read_only_calls_overlap_and_writing_calls_take_turns(stdio_hub, workspace):
     registry = registry_with(stdio_hub, workspace)
     executor = ToolExecutor(registry, parallel=True, timeout_s=30)
-    reads = await executor.run([ToolCall(id=f"r{i}", name="demo.lookup", arguments={"key": f"k{i}"}) for i in range(3)])
-    assert all(r.ok for r in reads)
-    (s0, e0), (s1, e1), (s2, e2) = spans(reads)
-    assert max(s0, s1, s2) < min(e0, e1, e2)  # all three were running at once
+    reads = await executor.run([ToolCall(id=f"r{i}", name="demo.meet", arguments={"key": f"k{i}"}) for i in range(2)])
+    assert [r.content for r in reads] == ["k0 met", "k1 met"]  # each found the other running
     writes = await executor.run([ToolCall(id=f"w{i}", name="demo.add_note", arguments={"name": f"n{i}", "text": "t"}) for i in range(2)])
     (ws0, we0), (ws1, we1) = spans(writes)
     assert we0 <= ws1  # the second write started after the first had finished
@@ -191,7 +190,7 @@ def _free_port() -> int:
 def http_server():
     port = _free_port()
     process = subprocess.Popen([sys.executable, SERVER, "--http", str(port)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
@@ -209,10 +208,9 @@ async def test_streamable_http_server_lists_calls_and_parallelises(http_server, 
         registry = registry_with(hub, workspace)
         assert "web.lookup" in registry and registry.get("web.lookup").parallel_safe
         executor = ToolExecutor(registry, timeout_s=30)
-        results = await executor.run([ToolCall(id=f"r{i}", name="web.lookup", arguments={"key": f"k{i}"}) for i in range(2)])
-        assert [r.content.split(" ")[2] for r in results] == ["K0", "K1"]
-        (s0, e0), (s1, e1) = spans(results)
-        assert max(s0, s1) < min(e0, e1)
+        assert (await registry.call("web.lookup", {"key": "abc"})).content.startswith("abc -> ABC")
+        results = await executor.run([ToolCall(id=f"r{i}", name="web.meet", arguments={"key": f"k{i}"}) for i in range(2)])
+        assert [r.content for r in results] == ["k0 met", "k1 met"]
 
 
 @pytest.mark.anyio
@@ -231,4 +229,4 @@ async def test_the_mcp_slash_command_lists_servers_status_and_tools(stdio_hub, w
     await SlashCommands(SimpleNamespace(agent=agent, console=Console(file=out, width=200))).dispatch("/mcp")
     text = out.getvalue()
     assert "demo  running  stdio" in text and "demo.lookup  [read-only]" in text and "demo.delete_note  [destructive]" in text
-    assert loaded_notes(agent) == "MCP: 1/1 server(s) up, 5 tool(s) (/mcp)"
+    assert loaded_notes(agent) == "MCP: 1/1 server(s) up, 6 tool(s) (/mcp)"

@@ -70,6 +70,8 @@ def test_add_list_remove(workspace, capsys):
     assert main(["mcp", "list", "-w", str(workspace)]) == 0
     out = capsys.readouterr().out
     assert f"notes  stdio  {sys.executable} {SERVER}" in out and "tracker  http  http://127.0.0.1:9/mcp" in out
+    config["mcp_servers"]["notes"]["startup_timeout_s"] = 180  # a starved machine may take long to import the SDK
+    user_config(config)
     assert main(["mcp", "list", "--check", "-w", str(workspace)]) == 0
     out = capsys.readouterr().out
     assert "notes  running" in out and "notes.delete_note  [destructive]" in out and "notes.lookup  [read-only]" in out
@@ -89,7 +91,7 @@ def test_iclaw_run_calls_a_declared_server_and_survives_a_broken_one(workspace, 
     built = []
     real = wiring.build_agent
     monkeypatch.setattr(wiring, "build_agent", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
-    user_config({"mcp_servers": {"demo": {"command": sys.executable, "args": [SERVER]}}})
+    user_config({"mcp_servers": {"demo": {"command": sys.executable, "args": [SERVER], "startup_timeout_s": 180}}})
     project_config(workspace, "servers:\n  bad: {transport: carrier-pigeon, command: x}\n")
     script = tmp_path / "script.yaml"
     script.write_text(yaml.safe_dump([

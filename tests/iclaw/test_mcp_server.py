@@ -81,7 +81,7 @@ async def test_streamable_http(workspace):
         port = s.getsockname()[1]
     process = subprocess.Popen([ICLAW, "mcp", "serve", "--workspace", str(workspace), "--http", str(port)])
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline and process.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
