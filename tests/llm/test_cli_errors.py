@@ -41,6 +41,13 @@ def test_near_miss_model_name_and_missing_path_get_different_messages(tmp_path, 
     assert "did you mean" not in str(path.value)
 
 
+def test_pull_of_a_near_miss_name_suggests_the_registry_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_HOME", str(tmp_path))
+    line = error_line(capsys, "pull", "smollm2-135m-instruc")
+    assert "unknown model 'smollm2-135m-instruc' (did you mean smollm2-135m-instruct?)" in line
+    assert not any(tmp_path.iterdir())  # nothing fetched
+
+
 def test_unknown_preset_is_named_before_the_missing_data_dir(capsys):
     line = error_line(capsys, "train", "pretrain", "--preset", "mni")
     assert "unknown preset 'mni' (did you mean mini?)" in line
