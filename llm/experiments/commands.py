@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from llm.errors import ConfigError
+from llm.errors import ConfigError, did_you_mean
 
 __all__ = ["register"]
 
@@ -29,7 +29,7 @@ def experiment_cmd(
     Example: llm experiment lr-sweep --budget-min 10 --out reports/lr-sweep
     """
     if name not in NAMES:
-        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(NAMES)}")
+        raise ConfigError(f"unknown experiment {name!r}{did_you_mean(name, NAMES)}; choose one of: {', '.join(NAMES)}")
     from llm.experiments import EXPERIMENTS, ExperimentContext, default_data
 
     log = lambda msg: typer.echo(msg, err=True)  # noqa: E731

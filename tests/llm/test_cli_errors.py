@@ -48,6 +48,11 @@ def test_pull_of_a_near_miss_name_suggests_the_registry_name(capsys, tmp_path, m
     assert not any(tmp_path.iterdir())  # nothing fetched
 
 
+def test_experiment_typo_suggests_the_name(capsys):
+    line = error_line(capsys, "experiment", "lr-swep")
+    assert "unknown experiment 'lr-swep' (did you mean lr-sweep?); choose one of: chinchilla, lr-sweep" in line
+
+
 def test_unknown_preset_is_named_before_the_missing_data_dir(capsys):
     line = error_line(capsys, "train", "pretrain", "--preset", "mni")
     assert "unknown preset 'mni' (did you mean mini?)" in line
