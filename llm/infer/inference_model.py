@@ -11,7 +11,10 @@ swapped in by `llm.infer.quantize`) and builds the same function with fewer, lar
   unchanged when q and k are permuted alike), so one in-place kernel rotates both styles;
 - RMSNorm, RoPE, SwiGLU and attention are single native calls (`llm.infer.kernels`), and
   grouped-query attention reads each K/V head once for its group of query heads instead
-  of copying K/V per query head.
+  of copying K/V per query head;
+- a decoding step (a few new tokens per row) over the static or the paged cache runs all
+  layers in one native call (`llm.infer.fused_decode`), bit-identical to the loop here;
+  `fuse_decode = False` keeps the op-by-op loop.
 - with `prefill_dtype=bfloat16`, rows of `PREFILL_GEMM_MIN_TOKENS` or more new tokens (a
   prompt chunk, never a decoding step or a speculative check) go through bfloat16 GEMMs
   (`LinearWeight.gemm_bf16`, a bf16 copy of each matrix made at first use) instead of the
@@ -40,6 +43,7 @@ from llm.config import ModelConfig
 from llm.errors import InferenceError
 from llm.infer.linear_weight import FloatWeight, Int4Weight, Int8Weight, LinearWeight
 from llm.infer import kernels
+from llm.infer.fused_decode import FusedLayers
 from llm.model import GPT, KVCacheLike, precompute_rope
 
 __all__ = ["InferenceModel", "SplitWeight", "linear_weight_of", "PREFILL_GEMM_MIN_TOKENS"]
@@ -125,6 +129,8 @@ class InferenceModel:
         self.tok_emb, self.layers, self.norm, self.lm_head = tok_emb, layers, norm, lm_head
         self.dtype = dtype
         self.prefill_dtype = torch.float32  # bfloat16: prompt chunks through bf16 GEMMs (module docstring)
+        self.fuse_decode = True  # decoding steps through one native call for all layers (module docstring)
+        self._fused: FusedLayers | bool | None = None  # built at the first step; False: cannot fuse
         self.rope_cos, self.rope_sin = precompute_rope(config.head_dim, config.max_seq_len, config.rope_base)
 
     @classmethod
@@ -217,7 +223,9 @@ class InferenceModel:
             return w.gemm_bf16(h) if gemm else w.matmul(h)
 
         x = self.tok_emb.rows(tokens)  # (B, T, D)
-        for i, layer in enumerate(self.layers):
+        fused = None if gemm or cache is None else self._fused_layers(x, positions, cache)
+        x = x if fused is None else fused
+        for i, layer in enumerate(self.layers if fused is None else ()):
             h = kernels.rms_norm(x, layer.attn_norm, eps)
             qkv = mm(layer.wqkv, h)  # (B, T, (H + 2K) * E)
             kernels.rope_(qkv, positions, self.rope_cos, self.rope_sin, H + K, E)
@@ -247,6 +255,14 @@ class InferenceModel:
         return self.lm_head.matmul(kernels.rms_norm(x, self.norm, eps))  # (B, T, V)
 
     __call__ = forward
+
+    def _fused_layers(self, x: torch.Tensor, positions: torch.Tensor, cache: KVCacheLike) -> torch.Tensor | None:
+        """x (B, T, D) after every layer in one native call, or None to run the loop op by op."""
+        if not self.fuse_decode:
+            return None
+        if self._fused is None and kernels.native_kernels() is not None:
+            self._fused = FusedLayers.for_model(self) or False
+        return self._fused.run(x, positions, cache) if self._fused else None
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -65,7 +65,7 @@ NATIVE_MAX_ROWS = 256
 NATIVE_ATTENTION_MAX_QUERIES = 16
 
 _CSRC = Path(__file__).parent / "csrc"
-_SOURCES = ("gemv.cpp", "decode_ops.cpp", "bindings.cpp")
+_SOURCES = ("gemv.cpp", "decode_ops.cpp", "fused_decode.cpp", "bindings.cpp")
 # -fopenmp: at::parallel_for is an OpenMP pragma in ATen's headers; compiled without it the
 # kernels would run on one thread whatever torch.get_num_threads() says.
 _CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp"]

@@ -15,6 +15,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rope_", &rope_, "rotate interleaved pairs of the first n_heads heads of qkv in place");
   m.def("attention", &attention, "causal attention of few queries over a KV prefix");
   m.def("attention_paged", &attention_paged, "the same attention reading K/V through a block table");
+  pybind11::class_<DecodeLayers>(m, "DecodeLayers")
+      .def(pybind11::init<int64_t, int64_t, int64_t, double, at::Tensor, at::Tensor>())
+      .def("add_layer", &DecodeLayers::add_layer, "append a layer's norms and matrices")
+      .def("forward", &DecodeLayers::forward, pybind11::call_guard<pybind11::gil_scoped_release>(),
+           "x after every layer, writing the new keys/values into the cache")
+      .def("__len__", &DecodeLayers::size);
   m.def("isa", &isa, "instruction set the kernels were compiled for");
   m.def("parallel_workers", &parallel_workers, "threads one at::parallel_for actually runs on");
 }

@@ -235,7 +235,24 @@ struct PagedRows {
   const float* value(int64_t j) const { return at(vp, j); }
 };
 
+struct BlockRows {
+  const KVBlocks* kv; const int64_t* blocks; int64_t kh_off;
+  const float* at(const float* base, int64_t j) const {
+    return base + blocks[j / kv->block_size] * kv->s_block + (j % kv->block_size) * kv->s_slot + kh_off;
+  }
+  const float* key(int64_t j) const { return at(kv->k, j); }
+  const float* value(int64_t j) const { return at(kv->v, j); }
+};
+
 }  // namespace
+
+at::Tensor attention_blocks(const at::Tensor& q, const KVBlocks& kv, const at::Tensor& limits) {
+  check_f32(q, "q");
+  TORCH_CHECK(q.dim() == 4, "q must be (B, H, T, E)");
+  return attend(q, limits, kv.Kh, kv.nb * kv.block_size, [&](int64_t b, int64_t kh) {
+    return BlockRows{&kv, kv.blocks + b * kv.nb, kh * kv.s_head};
+  });
+}
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& limits) {
   check_f32(q, "q");
