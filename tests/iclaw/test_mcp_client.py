@@ -38,8 +38,10 @@ def demo(*flags: str) -> dict:
 
 @pytest.fixture(scope="module")
 def stdio_hub(tmp_path_factory):
-    with hub_for(demo(), tmp_path_factory.mktemp("ws")) as hub:
-        yield hub
+    with pytest.MonkeyPatch.context() as patch:  # the server's log goes to a temp home, never the real one
+        patch.setenv("ICLAW_HOME", str(tmp_path_factory.mktemp("home")))
+        with hub_for(demo(), tmp_path_factory.mktemp("ws")) as hub:
+            yield hub
 
 
 def registry_with(hub: McpHub, workspace: Path, permissions: Permissions | None = None):
