@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
-from jsonschema import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from iclaw.errors import IclawError, ToolError
@@ -37,6 +35,9 @@ class ToolSchemaError(IclawError):
 
 def arguments_model(name: str, schema: Any) -> type[BaseModel]:
     """A pydantic model that accepts exactly what `schema` accepts (checked by jsonschema)."""
+    from jsonschema import SchemaError  # imported here: `iclaw --help` need not load it
+    from jsonschema.validators import validator_for
+
     if not isinstance(schema, dict) or schema.get("type", "object") != "object":
         raise ToolSchemaError("it must be a JSON Schema object with type: object")
     try:
