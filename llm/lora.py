@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llm.config import LORA_TARGETS, AdapterConfig
+from llm.errors import ConfigError
 
 __all__ = [
     "LoRALinear",
@@ -92,7 +93,10 @@ def _targets(model: nn.Module, targets: list[str]) -> Iterator[tuple[nn.Module, 
     for block in model.blocks:
         for t in targets:
             parent_name, attr = LORA_TARGETS[t].split(".")
-            yield getattr(block, parent_name), attr
+            parent = getattr(block, parent_name)
+            if not hasattr(parent, attr):  # a Mixture-of-Experts block has no single gate/up/down
+                raise ConfigError(f"LoRA target {t!r} needs a dense feed-forward; on MoE models use q, k, v, o")
+            yield parent, attr
 
 
 def apply_lora(model: nn.Module, adapter: AdapterConfig) -> nn.Module:

@@ -178,3 +178,11 @@ def test_preset_overrides_merge_into_the_moe_block():
     assert dense.moe is None and dense.ffn_kind == "dense"
     on = load_train_config(None, ["model.preset=nano", "model.moe.n_experts=4"]).model.build()
     assert on.ffn_kind == "moe" and on.moe == MoEConfig(n_experts=4)
+
+
+def test_lora_on_moe_ffn_targets_is_a_one_line_error():
+    from llm.config import AdapterConfig
+    from llm.lora import apply_lora
+
+    with pytest.raises(ConfigError, match="LoRA target 'gate' needs a dense feed-forward"):
+        apply_lora(GPT(tiny(n_experts=2, top_k=1)), AdapterConfig(rank=2, alpha=4, targets=["q", "gate"]))
