@@ -189,8 +189,7 @@ async def run_attempt(
         else:
             record.agent_status = result.status
             record.answer = result.answer
-            record.steps, record.tool_calls = result.steps, result.tool_calls
-            record.tokens_in, record.tokens_out = result.tokens_in, result.tokens_out
+            record.add(result)  # a new record's counters are zero
             if result.status == "error":
                 record.error = result.error or "the agent reported an internal error"
             elif result.error:

@@ -26,6 +26,7 @@ from typing import Callable
 
 import anyio
 
+from iclaw.counters import RunCounters
 from iclaw.errors import ContextOverflow, IclawError, ModelUnreachable
 from iclaw.executor import ToolExecutor
 from iclaw.failure import FailurePolicy
@@ -65,13 +66,11 @@ class Limits:
 
 
 @dataclass
-class RunResult:
+class RunResult(RunCounters):
+    """How a run ended; its steps, tool calls and tokens are the `RunCounters` fields."""
+
     status: str
     answer: str | None
-    steps: int = 0
-    tool_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
     wall_s: float = 0.0
     error: str | None = None
     messages: list[dict] = field(default_factory=list)
@@ -366,13 +365,9 @@ class Agent:
 
 
 @dataclass
-class _TurnState:
+class _TurnState(RunCounters):
     started: float
     summary_tokens_at_start: tuple[int, int] = (0, 0)
-    steps: int = 0
-    tool_calls: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
     peak: int = 0
     format_errors: int = 0
     overflows: int = 0
