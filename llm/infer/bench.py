@@ -155,12 +155,17 @@ def bench_decode(
     prompt_file: str | None = None,
     guided: bool = False,
     prefill_dtype: str = "float32",
+    vs_llamacpp: str | None = None,
 ) -> dict[str, Any]:
     """Prefill and decode tok/s, prefill GFLOP/s, peak RSS; with a drafter also alpha and speedup;
     optionally vs transformers; optionally the cost of guided (grammar-masked) decoding; with a
-    bfloat16 prefill, float32 prefill of the same prompt beside it."""
+    bfloat16 prefill, float32 prefill of the same prompt beside it; optionally vs llama.cpp on a GGUF."""
     if draft and prompt_lookup:
         raise InferenceError("choose one drafter: --draft MODEL or --prompt-lookup")
+    if vs_llamacpp:
+        from llm.infer.llamacpp_reference import check_llamacpp
+
+        check_llamacpp(Path(vs_llamacpp))  # before the long runs: a missing package is a one-line error
     threads = threads or default_threads()
     ck = load_variant(model, quant, group_size)
     engine = make_engine(ck, dtype, threads)
@@ -232,7 +237,25 @@ def bench_decode(
                 "transformers_version": hf["version"],
             }
         )
+    if vs_llamacpp:
+        out.update(_llamacpp_beside(engine, Path(vs_llamacpp), prompt, tokens, repeats, threads))
     return out
+
+
+def _llamacpp_beside(engine: Engine, gguf: Path, prompt: list[int], tokens: int, repeats: int, threads: int) -> dict[str, Any]:
+    """llama.cpp's greedy decode of the same prompt ids and threads, then ours again right after (same load)."""
+    from llm.infer.llamacpp_reference import llamacpp_decode
+
+    peer = llamacpp_decode(gguf, prompt, tokens, repeats, threads)
+    again = _median_runs(lambda: _timed_stream(engine, prompt, tokens), repeats)
+    return {
+        "llamacpp_gguf": gguf.name,
+        "llamacpp_decode_tok_s": round(peer["decode_tok_s"], 2),
+        "llamacpp_prefill_tok_s": round(peer["prefill_tok_s"], 2),
+        "ours_decode_tok_s_beside_llamacpp": round(again["decode_tok_s"], 2),
+        "ratio_vs_llamacpp": round(again["decode_tok_s"] / peer["decode_tok_s"], 2),
+        "llamacpp_version": peer["version"],
+    }
 
 
 def _prefill_efficiency(model: InferenceModel, n_tokens: int, tok_s: float, threads: int) -> dict[str, Any]:

@@ -123,10 +123,13 @@ def bench_decode_cmd(
     prefill_dtype: str = typer.Option(
         "float32", help="bfloat16: read the prompt through bf16 GEMMs (float32 prefill is timed beside it)."
     ),
+    vs_llamacpp: Optional[str] = typer.Option(
+        None, "--vs-llamacpp", metavar="GGUF", help="Also time llama.cpp on this GGUF (needs the bench extra)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Prefill/decode tok/s, prefill GFLOP/s against the matmul peak, peak RSS; speculative alpha and speedup;
-    ratio vs transformers; guided cost.
+    ratio vs transformers or llama.cpp; guided cost.
 
     Example: llm bench decode smollm2-135m-instruct --quant 4 --tokens 128 --vs-transformers
     """
@@ -134,7 +137,7 @@ def bench_decode_cmd(
 
     result = bench_decode(
         model, quant, group_size, dtype, draft, prompt_lookup, gamma, adaptive, tokens, context, repeats, threads,
-        vs_transformers, gguf, prompt_file, guided=guided, prefill_dtype=prefill_dtype,
+        vs_transformers, gguf, prompt_file, guided=guided, prefill_dtype=prefill_dtype, vs_llamacpp=vs_llamacpp,
     )
     _print(result, as_json, "decode")
 

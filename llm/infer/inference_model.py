@@ -14,7 +14,7 @@ swapped in by `llm.infer.quantize`) and builds the same function with fewer, lar
   of copying K/V per query head;
 - a decoding step (a few new tokens per row) over the static or the paged cache runs all
   layers in one native call (`llm.infer.fused_decode`), bit-identical to the loop here;
-  `fuse_decode = False` keeps the op-by-op loop.
+  `fuse_decode = False` (or `LLM_FUSED_DECODE=0`) keeps the op-by-op loop.
 - with `prefill_dtype=bfloat16`, rows of `PREFILL_GEMM_MIN_TOKENS` or more new tokens (a
   prompt chunk, never a decoding step or a speculative check) go through bfloat16 GEMMs
   (`LinearWeight.gemm_bf16`, a bf16 copy of each matrix made at first use) instead of the
@@ -32,6 +32,7 @@ E head dim, F feed-forward width, V vocabulary.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -129,7 +130,8 @@ class InferenceModel:
         self.tok_emb, self.layers, self.norm, self.lm_head = tok_emb, layers, norm, lm_head
         self.dtype = dtype
         self.prefill_dtype = torch.float32  # bfloat16: prompt chunks through bf16 GEMMs (module docstring)
-        self.fuse_decode = True  # decoding steps through one native call for all layers (module docstring)
+        # Decoding steps through one native call for all layers (module docstring); LLM_FUSED_DECODE=0: op by op.
+        self.fuse_decode = os.environ.get("LLM_FUSED_DECODE", "1") != "0"
         self._fused: FusedLayers | bool | None = None  # built at the first step; False: cannot fuse
         self.rope_cos, self.rope_sin = precompute_rope(config.head_dim, config.max_seq_len, config.rope_base)
 
