@@ -51,8 +51,8 @@ def test_grouped_dispatch_equals_the_textbook_loop(spec):
     torch.testing.assert_close(ya, yb, atol=1e-5, rtol=0)
     torch.testing.assert_close(gxa, gxb, atol=1e-5, rtol=0)
     assert ga.keys() == gb.keys() and "router.weight" in ga and any(k.startswith("experts.") for k in ga)
-    for k in ga:
-        torch.testing.assert_close(ga[k], gb[k], atol=1e-5, rtol=0)
+    for k in ga:  # the two sum in different orders: float32 rounding on large weight gradients
+        torch.testing.assert_close(ga[k], gb[k], atol=1e-5, rtol=1e-5)
     assert ga["router.weight"].abs().sum() > 0  # the router learns from the task loss
 
 

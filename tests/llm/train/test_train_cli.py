@@ -16,7 +16,7 @@ def run(capsys, *argv):
     "args,needle",
     [
         (["--data", "/no/such/dir"], "data directory /no/such/dir does not exist; create it with `llm data prepare"),
-        (["train.lrr=1"], "train.lrr: unknown key (valid: lr,"),
+        (["train.lrr=1"], "train.lrr: unknown key (did you mean lr?) (valid: lr,"),
         (["model.vocab_size=300"], "tokenizer.json has 512 tokens but model.vocab_size is 300"),
         (["train.seq_len=4096"], "train.seq_len=4096 exceeds model.max_seq_len=64"),
     ],
