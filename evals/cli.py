@@ -85,11 +85,11 @@ def _existing_store(out: Path, db: Path | None) -> Store:
 def run(
     ctx: typer.Context,
     suite: Annotated[Path, typer.Option("--suite", "-s", help="Task directory (or one task file).")] = Path("tasks"),
-    model: Annotated[list[str], typer.Option("--model", "-m", help="oracle | null | NAME=URL | NAME=ckpt:PATH; repeat or comma-separate.")] = [],  # noqa: B006
-    agent: Annotated[list[str], typer.Option("--agent", "-a", help="Agent profiles: v1, v2 or YAML paths; repeat or comma-separate (default v2; --validate: every shipped profile).")] = [],  # noqa: B006
+    model: Annotated[list[str], typer.Option("--model", "-m", metavar="SPEC", help="oracle | null | NAME=URL | NAME=ckpt:PATH; repeat or comma-separate.")] = [],  # noqa: B006
+    agent: Annotated[list[str], typer.Option("--agent", "-a", metavar="PROFILE", help="Agent profiles: v1, v2 or YAML paths; repeat or comma-separate (default v2; --validate: every shipped profile).")] = [],  # noqa: B006
     epochs: Annotated[int, typer.Option(min=1, help="Attempts per task (pass@k / pass^k need > 1).")] = 1,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Attempts run concurrently.")] = 1,
-    task: Annotated[list[str], typer.Option("--task", "-t", help="Only tasks whose id matches this glob; repeatable.")] = [],  # noqa: B006
+    task: Annotated[list[str], typer.Option("--task", "-t", metavar="GLOB", help="Only tasks whose id matches this glob; repeatable.")] = [],  # noqa: B006
     resume: Annotated[str | None, typer.Option(help="Finish a run or batch: skip done attempts, retry harness errors.")] = None,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the valid tasks when some task files are broken.")] = False,
     validate: Annotated[bool, typer.Option("--validate", help="Check the suite: oracle passes every task, null passes none.")] = False,
@@ -216,11 +216,11 @@ def recipe_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
     budget_min: Annotated[float | None, typer.Option("--budget-min", min=1, help="Fine-tuning budget (SFT + DPO) in minutes; shrinks the epochs to fit.")] = None,
     lora_rank: Annotated[int, typer.Option("--lora-rank", min=0, help="LoRA rank (0 = full fine-tune).")] = 0,
-    agent: Annotated[list[str], typer.Option("--agent", "-a", help="Agent profiles to score (default v1,v2).")] = [],  # noqa: B006
-    task: Annotated[list[str], typer.Option("--task", "-t", help="Only tasks matching this glob; repeatable.")] = [],  # noqa: B006
+    agent: Annotated[list[str], typer.Option("--agent", "-a", metavar="PROFILE", help="Agent profiles to score (default v1,v2).")] = [],  # noqa: B006
+    task: Annotated[list[str], typer.Option("--task", "-t", metavar="GLOB", help="Only tasks matching this glob; repeatable.")] = [],  # noqa: B006
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Eval attempts in flight.")] = 2,
     epochs: Annotated[int, typer.Option(min=1, help="Eval attempts per task.")] = 1,
-    stage: Annotated[list[str], typer.Option("--stage", help="Run only these stages (base, synth, sft, dpo, int8, eval, report).")] = [],  # noqa: B006
+    stage: Annotated[list[str], typer.Option("--stage", metavar="STAGE", help="Run only these stages (base, synth, sft, dpo, int8, eval, report).")] = [],  # noqa: B006
     fast: Annotated[bool, typer.Option("--fast", help="Nano-scale rehearsal of every stage (also DEMO_FAST=1).")] = False,
 ) -> int:
     """Teach a model iclaw's tools (synthetic data, SFT, DPO, int8) and score every version; resumable.

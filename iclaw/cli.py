@@ -60,7 +60,7 @@ UnsafeShell = Annotated[
 NoAgentsMd = Annotated[bool, typer.Option("--no-agents-md", help="Leave the workspace's AGENTS.md out of the system prompt.")]
 Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature (default: the endpoint's, else the profile's sampling.temperature, 0.2).")]
 BenchProfiles = Annotated[
-    Optional[list[str]], typer.Option("--profile", "-p", help="Profiles to compare (repeatable; default v1 and v2).")
+    Optional[list[str]], typer.Option("--profile", "-p", metavar="PROFILE", help="Profiles to compare (repeatable; default v1 and v2).")
 ]
 
 

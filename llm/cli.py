@@ -108,7 +108,7 @@ def generate(
     top_k: int = typer.Option(0, min=0, help="Keep the k most likely tokens (0 = off)."),
     min_p: float = typer.Option(0.0, min=0.0, max=0.99, help="Drop tokens below min_p x the top probability."),
     repetition_penalty: float = typer.Option(1.0, min=0.01, help="> 1 discourages tokens already seen (1 = off)."),
-    stop: Optional[list[str]] = typer.Option(None, "--stop", help="A string that ends the output (repeatable)."),
+    stop: Optional[list[str]] = typer.Option(None, "--stop", metavar="TEXT", help="A string that ends the output (repeatable)."),
     seed: Optional[int] = typer.Option(None, help="Random seed for sampling."),
     stream: bool = typer.Option(False, help="Print tokens as they are generated."),
     dtype: Optional[str] = typer.Option(None, help="float32 | bfloat16 (default: the checkpoint's)."),
@@ -191,7 +191,7 @@ def export_hf_cmd(
 @tokenizer_app.command("train")
 def tokenizer_train(
     input: list[str] = typer.Option(
-        ..., "--input", "-i",
+        ..., "--input", "-i", metavar="SOURCE",
         help="SOURCE: stdlib[:mod,...], a text/JSONL/Parquet/CSV file or folder, or a hub dataset name (repeatable).",
     ),
     vocab_size: int = typer.Option(4096, min=260, help="Vocabulary size incl. special tokens."),

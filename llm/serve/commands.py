@@ -78,7 +78,7 @@ def bench_serve_cmd(
     temperature: Optional[float] = typer.Option(
         None, min=0.0, help="Sampling temperature (0 = greedy; default 0.7, agent steps 0)."
     ),
-    prompt: list[str] = typer.Option([], "--prompt", help="User message to send (repeatable; default: built-in prompts)."),
+    prompt: list[str] = typer.Option([], "--prompt", metavar="TEXT", help="User message to send (repeatable; default: built-in prompts)."),
     agent_trace: bool = typer.Option(
         False, help="Replay multi-step agent conversations instead, with and without the prefix cache (--model)."
     ),
@@ -91,7 +91,7 @@ def bench_serve_cmd(
     api_key: Optional[str] = typer.Option(None, envvar="LLM_API_KEY", help="API key of the server."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     server_arg: list[str] = typer.Option(
-        [], "--server-arg", help="Extra `llm serve` option for --model, e.g. --server-arg=--max-batch=32 (repeatable)."
+        [], "--server-arg", metavar="ARG", help="Extra `llm serve` option for --model, e.g. --server-arg=--max-batch=32 (repeatable)."
     ),
 ) -> None:
     """Load-test a server with streamed chat completions: tok/s, TTFT and inter-token latency per concurrency.
@@ -144,7 +144,7 @@ def bench_hostile_cmd(
     streams: int = typer.Option(8, help="Ordinary streamed chat completions in flight meanwhile."),
     api_key: Optional[str] = typer.Option(None, envvar="LLM_API_KEY", help="API key of the server."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
-    server_arg: list[str] = typer.Option([], "--server-arg", help="Extra `llm serve` option for --model (repeatable)."),
+    server_arg: list[str] = typer.Option([], "--server-arg", metavar="ARG", help="Extra `llm serve` option for --model (repeatable)."),
 ) -> None:
     """Hostile bodies against a server: /health latency and RSS while big requests and streams are in flight.
 

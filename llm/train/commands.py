@@ -28,7 +28,7 @@ def _shortcuts(**values: object) -> list[str]:
 @train_app.command("pretrain")
 def pretrain_cmd(
     overrides: Optional[list[str]] = typer.Argument(
-        None, help="Dotted overrides, e.g. train.lr=3e-4 model.n_layers=4."
+        None, metavar="KEY=VALUE", help="Dotted overrides, e.g. train.lr=3e-4 model.n_layers=4."
     ),
     config: Optional[Path] = typer.Option(
         None, "--config", "-c", help="YAML config (sections model/data/train/eval/checkpoint/run)."
@@ -87,7 +87,7 @@ def pretrain_cmd(
 
 
 def plot_cmd(
-    runs: list[Path] = typer.Argument(..., help="Run directories (runs/NAME)."),
+    runs: list[Path] = typer.Argument(..., metavar="RUN", help="Run directories (runs/NAME)."),
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
     title: Optional[str] = typer.Option(None, help="Plot title."),
     moe: bool = typer.Option(False, "--moe", help="Expert-load heat map and MaxVio of one MoE run instead."),

@@ -15,7 +15,7 @@ lora_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_OVERRIDES = typer.Argument(None, help="Dotted overrides, e.g. train.lr=1e-4 train.grad_accum=16.")
+_OVERRIDES = typer.Argument(None, metavar="KEY=VALUE", help="Dotted overrides, e.g. train.lr=1e-4 train.grad_accum=16.")
 _CONFIG = typer.Option(None, "--config", "-c", help="YAML config (sections model/data/train/lora/dpo/eval/checkpoint/run).")
 
 

@@ -215,6 +215,12 @@ def test_dash_h_is_help(capsys, argv):
     assert code == 0 and out.startswith("Usage: iclaw eval")
 
 
+def test_repeatable_options_name_their_value(capsys):
+    for argv, shown in ((["--help"], "--model SPEC"), (["recipe", "--help"], "--stage STAGE")):
+        code, out, _ = cli(capsys, *argv)
+        assert code == 0 and "<list[" not in out and shown in out, out
+
+
 def test_a_usage_error_names_the_commands_help(capsys):
     code, _, err = cli(capsys, "report", "--no-such-flag")
     [line] = err.strip().splitlines()

@@ -72,3 +72,11 @@ def test_option_names_whole_at_80_columns_and_flags_without_a_type():
     assert "<bool>" not in out.stdout
     assert "--prompt-lookup / --no-prompt-lookup" in out.stdout
     assert max(len(line) for line in out.stdout.splitlines() if not line.lstrip().startswith("Example")) <= 80
+
+
+def test_repeatable_options_name_their_value_not_a_python_type():
+    for args in (("generate", "--help"), ("bench", "serve", "--help"), ("tokenizer", "train", "--help")):
+        out = run_llm(*args)
+        options = [line for line in out.stdout.splitlines() if line.lstrip().startswith("-")]
+        assert out.returncode == 0 and options, args
+        assert not [line for line in options if "<list[" in line], (args, out.stdout)
