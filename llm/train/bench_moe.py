@@ -27,7 +27,7 @@ from llm.errors import ConfigError
 from llm.moe import MoE
 from llm.train.bench import bench_train
 
-__all__ = ["bench_moe", "moe_overrides"]
+__all__ = ["bench_moe", "moe_overrides", "random_moe_layer"]
 
 
 def moe_overrides(preset: str, n_experts: int, top_k: int, balance: str = "aux_free") -> list[str]:
@@ -42,15 +42,20 @@ def moe_overrides(preset: str, n_experts: int, top_k: int, balance: str = "aux_f
 
 
 def _dispatch_layer(preset: str, n_experts: int, top_k: int) -> MoE:
-    from llm.model import FeedForward
-
     base = load_preset(preset)
     cfg = base.model_copy(update={"moe": MoEConfig(n_experts=n_experts, top_k=top_k, expert_hidden=base.ffn_hidden // top_k)})
+    return random_moe_layer(cfg, std=0.05)
+
+
+def random_moe_layer(cfg, std: float) -> MoE:
+    """Layer 0 of `cfg` as an MoE block with N(0, std) weights (seed 0), in training mode."""
+    from llm.model import FeedForward
+
     torch.manual_seed(0)
     layer = MoE(cfg, 0, lambda hidden: FeedForward(cfg, hidden))
     for p in layer.parameters():
         if p.requires_grad:
-            torch.nn.init.normal_(p, 0.0, 0.05)
+            torch.nn.init.normal_(p, 0.0, std)
     return layer.train()
 
 

@@ -7,6 +7,7 @@ from llm.config import ModelConfig, MoEConfig
 from llm.errors import ConfigError
 from llm.model import GPT, FeedForward
 from llm.moe import MoE, balance_loss, max_violation, moe_layers
+from llm.train.bench_moe import random_moe_layer
 from llm.train.config import load_train_config
 
 
@@ -15,13 +16,7 @@ def tiny(**moe) -> ModelConfig:
 
 
 def layer(**moe) -> MoE:
-    cfg = tiny(**moe)
-    torch.manual_seed(0)
-    m = MoE(cfg, 0, lambda hidden: FeedForward(cfg, hidden))
-    for p in m.parameters():
-        if p.requires_grad:
-            torch.nn.init.normal_(p, 0.0, 0.2)
-    return m.train()
+    return random_moe_layer(tiny(**moe), std=0.2)
 
 
 def run(m: MoE, x: torch.Tensor, dispatch: str):

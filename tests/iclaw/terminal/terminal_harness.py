@@ -45,6 +45,24 @@ class Harness:
                 await anyio.sleep(0.01)
         return found + len(marker)
 
+    async def dialog(self, say: str, *exchanges: tuple[str, str | None]) -> TerminalApp:
+        """Send `say`; for each (marker, keys) wait for the marker after the last one and type the keys; /exit."""
+
+        async def drive(pipe, app):
+            pipe.send_text(say + "\r")
+            mark = 0
+            for marker, keys in exchanges:
+                mark = await self.wait_for(marker, mark)
+                if keys is not None:
+                    pipe.send_text(keys)
+            pipe.send_text("/exit\r")
+
+        return await self.run(drive)
+
+    async def one_turn(self, until: str) -> TerminalApp:
+        """Say "hi", wait until `until` is printed, then /exit."""
+        return await self.dialog("hi", (until, None))
+
     async def run(self, drive, session=None, expect: int = 0) -> TerminalApp:
         console = Console(file=self.out, width=200, force_terminal=self.terminal, color_system=None)
         with create_pipe_input() as pipe:

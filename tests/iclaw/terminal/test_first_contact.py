@@ -96,13 +96,7 @@ async def test_model_switch_is_validated_and_the_status_bar_follows(workspace):
 @pytest.mark.anyio
 async def test_footer_after_each_turn(workspace):
     h = Harness(workspace, openai_model(fake_server(["tiny"])))
-
-    async def drive(pipe, app):
-        pipe.send_text("hi\r")
-        await h.wait_for("0 tools")
-        pipe.send_text("/exit\r")
-
-    await h.run(drive)
+    await h.one_turn("0 tools")
     assert "1,390 in · 12 out · " in h.text()
 
 
@@ -137,17 +131,8 @@ def _write_twice():
 @pytest.mark.anyio
 async def test_always_allow_a_tool_for_the_session(workspace):
     h = Harness(workspace, _write_twice(), mode="ask")
-
-    async def drive(pipe, app):
-        pipe.send_text("write two files\r")
-        mark = await h.wait_for("[a] always allow write_file")
-        pipe.send_text("a")
-        mark = await h.wait_for("run_shell wants to run a command", mark)
-        pipe.send_text("y")
-        await h.wait_for("finished", mark)
-        pipe.send_text("/exit\r")
-
-    app = await h.run(drive)
+    app = await h.dialog("write two files", ("[a] always allow write_file", "a"),
+                         ("run_shell wants to run a command", "y"), ("finished", None))
     text = h.text()
     assert text.count("write_file wants to change") == 1  # the second write was not asked
     assert "wants to change the workspace" not in text and "$ wc -l a.txt" in text
@@ -158,21 +143,8 @@ async def test_always_allow_a_tool_for_the_session(workspace):
 async def test_no_and_tell_the_model_why_is_a_decision_not_a_failure(workspace):
     model = _write_twice()
     h = Harness(workspace, model, mode="ask")
-
-    async def drive(pipe, app):
-        pipe.send_text("write two files\r")
-        mark = await h.wait_for("[t] no, and tell the model why")
-        pipe.send_text("t")
-        mark = await h.wait_for("why not?", mark)
-        pipe.send_text("use notes.md\r")
-        mark = await h.wait_for("write_file wants to change b.txt", mark)
-        pipe.send_text("n")
-        mark = await h.wait_for("run_shell wants", mark)
-        pipe.send_text("y")
-        await h.wait_for("finished", mark)
-        pipe.send_text("/exit\r")
-
-    app = await h.run(drive)
+    app = await h.dialog("write two files", ("[t] no, and tell the model why", "t"), ("why not?", "use notes.md\r"),
+                         ("write_file wants to change b.txt", "n"), ("run_shell wants", "y"), ("finished", None))
     tool_messages = [m["content"] for m in app.agent.transcript if m["role"] == "tool"]
     assert "use notes.md" in tool_messages[0] and "the user's decision" in tool_messages[0]
     assert not (workspace / "a.txt").exists() and not (workspace / "b.txt").exists()
@@ -196,13 +168,7 @@ async def test_a_resend_is_announced_with_a_retry_note(workspace):
     model = OpenAIChatModel("http://fake.test/v1", "tiny", transport=httpx.MockTransport(flaky),
                             retry=RetryPolicy(max_retries=4, base_delay_s=0.01))
     h = Harness(workspace, model)
-
-    async def drive(pipe, app):
-        pipe.send_text("hi\r")
-        await h.wait_for("hello there")
-        pipe.send_text("/exit\r")
-
-    await h.run(drive)
+    await h.one_turn("hello there")
     assert "endpoint answered HTTP 503, retry 1/4 in 0.01 s" in h.text()
 
 
